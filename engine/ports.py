@@ -1,0 +1,79 @@
+"""Ports: what the engine needs from the outside world, as abstract classes.
+
+Adapters implement them (``engine.adapters``); tests use fakes that subclass them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from engine.domain.errors import DomainError
+
+
+class CredentialRejectedError(DomainError):
+    """Signals that the credential check refused an account and password.
+
+    Its message names the account and the reason, never the password.
+    """
+
+
+class CredentialChecker(ABC):
+    """Checks an account's password when the account is set; stores nothing."""
+
+    @abstractmethod
+    def check(self, account: str, password: str) -> None:
+        """Return if ``password`` is right for ``account``.
+
+        :param account: a validated ``DOMAIN\\user`` name.
+        :param password: the password as typed; must not be kept, logged or put
+            into the error message.
+        :raises CredentialRejectedError: if the account may not be used.
+        """
+
+
+class Clock(ABC):
+    """The time, so that tests can move it."""
+
+    @abstractmethod
+    def now(self) -> datetime:
+        """Return the current time, timezone-aware in UTC."""
+
+
+class SystemClock(Clock):
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class HostLease:
+    """The heartbeat of the host session running the service (operational data)."""
+
+    session_id: UUID
+    station: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+
+
+class HostLeases(ABC):
+    """Storage of the one host lease; shared by every station using the database."""
+
+    @abstractmethod
+    def acquire(self, lease: HostLease) -> None:
+        """Make ``lease`` the current lease, replacing any other."""
+
+    @abstractmethod
+    def renew(self, session_id: UUID, heartbeat_at: datetime, expires_at: datetime) -> bool:
+        """Move the heartbeat and expiry of ``session_id``; False if it holds no lease."""
+
+    @abstractmethod
+    def release(self, session_id: UUID) -> None:
+        """Drop the lease of ``session_id`` if it still holds it."""
+
+    @abstractmethod
+    def current(self) -> HostLease | None:
+        """Return the current lease, if any."""

@@ -1,0 +1,20 @@
+"""Read models fed from the event log with a tracked position.
+
+Each projection applies every event exactly once: the position is advanced by a
+compare-and-set in the same transaction as the projection's rows.
+"""
+
+from engine.projections.log_list import LogEntry, LogList
+from engine.projections.runner import Projection, ProjectionRunner
+from engine.projections.service_view import ServiceView, ServiceViewProjection
+from engine.projections.status_texts import status_text
+
+__all__ = [
+    "LogEntry",
+    "LogList",
+    "Projection",
+    "ProjectionRunner",
+    "ServiceView",
+    "ServiceViewProjection",
+    "status_text",
+]

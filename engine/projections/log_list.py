@@ -1,0 +1,140 @@
+"""The log list: one entry per operation of the service, kept for the retention period."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+
+from engine.adapters.schema import log_entries
+from engine.domain.service_configuration import ServiceConfiguration
+from engine.domain.station_ownership import StationOwnership
+from engine.projections.runner import Projection
+
+LogStatus = Literal["ok", "warning", "error"]
+LOG_STATUSES: tuple[LogStatus, ...] = ("ok", "warning", "error")
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    time: datetime
+    station: str | None
+    operation: str
+    status: LogStatus
+    message: str
+    company: str | None
+    run_id: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "time": self.time.isoformat(),
+            "station": self.station,
+            "operation": self.operation,
+            "status": self.status,
+            "message": self.message,
+            "company": self.company,
+            "run_id": self.run_id,
+        }
+
+
+def _describe(event: Any) -> tuple[str, LogStatus, str] | None:
+    """Return the operation, status and message that ``event`` adds to the log, if any."""
+    match event:
+        case ServiceConfiguration.Configured():
+            return "configured", "ok", f"Service configured with account {event.account}"
+        case ServiceConfiguration.AccountChanged():
+            return (
+                "account_changed", "ok",
+                f"Account changed from {event.previous_account} to {event.account}",
+            )
+        case ServiceConfiguration.LogRetentionChanged():
+            return (
+                "log_retention_changed", "ok",
+                f"Log retention changed from {event.previous_days} to {event.days} days",
+            )
+        case StationOwnership.Assigned() if event.previous_station is not None:
+            return (
+                "moved", "ok",
+                f"Service moved from station {event.previous_station} to station {event.station}",
+            )
+        case StationOwnership.Started():
+            return "started", "ok", f"Service started (process {event.pid} on {event.host})"
+        case StationOwnership.Stopped():
+            return "stopped", "ok", "Service stopped"
+        case StationOwnership.Crashed():
+            heartbeat = event.last_heartbeat or "never"
+            return (
+                "crashed", "error",
+                f"Host process {event.pid} ended without stopping the service "
+                f"(last heartbeat: {heartbeat})",
+            )
+        case StationOwnership.LeaseLost():
+            return (
+                "lease_lost", "warning",
+                f"Host process {event.pid} lost its lease (the service is now on station "
+                f"{event.owner or 'none'}) and stopped itself",
+            )
+    return None
+
+
+class LogList(Projection):
+    """``soa_log_entries``: rows older than the retention are deleted and never shown."""
+
+    name = "log_list"
+    tables = (log_entries,)
+
+    def apply(self, connection: Connection, event: Any, notification_id: int) -> None:
+        described = _describe(event)
+        if described is None:
+            return
+        operation, status, message = described
+        connection.execute(
+            insert(log_entries).values(
+                notification_id=notification_id,
+                time=event.timestamp,
+                station=event.station,
+                operation=operation,
+                status=status,
+                message=message,
+                company=None,
+                run_id=None,
+            )
+        )
+
+    @staticmethod
+    def delete_older_than(engine: Engine, cutoff: datetime) -> int:
+        """Delete entries older than ``cutoff``; return how many."""
+        with engine.begin() as connection:
+            result = connection.execute(delete(log_entries).where(log_entries.c.time < cutoff))
+            return result.rowcount
+
+    @staticmethod
+    def read(
+        engine: Engine,
+        *,
+        not_before: datetime,
+        status: LogStatus | None = None,
+        operation: str | None = None,
+        company: str | None = None,
+        limit: int = 100,
+    ) -> list[LogEntry]:
+        """Return the newest ``limit`` entries from ``not_before`` on, newest first."""
+        query = select(log_entries).where(log_entries.c.time >= not_before)
+        if status is not None:
+            query = query.where(log_entries.c.status == status)
+        if operation is not None:
+            query = query.where(log_entries.c.operation == operation)
+        if company is not None:
+            query = query.where(log_entries.c.company == company)
+        query = query.order_by(log_entries.c.time.desc(), log_entries.c.id.desc()).limit(limit)
+        with engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            LogEntry(
+                time=row.time, station=row.station, operation=row.operation,
+                status=row.status, message=row.message, company=row.company, run_id=row.run_id,
+            )
+            for row in rows
+        ]

@@ -1,0 +1,1 @@
+"""The long-running service host, its CLI and the composition root."""

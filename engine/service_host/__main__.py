@@ -1,0 +1,3 @@
+from engine.service_host.cli import main
+
+main()

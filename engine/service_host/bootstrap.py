@@ -1,0 +1,84 @@
+"""The composition root: the only place that builds concrete adapters."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from engine.adapters.credentials import load_credential_checker
+from engine.adapters.event_store import open_sql_store
+from engine.adapters.lease_sqlalchemy import SqlHostLeases
+from engine.adapters.schema import create_tables
+from engine.application import Connection, ServiceApplication
+from engine.domain.errors import DomainError
+from engine.ports import Clock, CredentialChecker, SystemClock
+from engine.settings import Settings
+
+SUPPORTED_URLS = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+
+
+class InvalidDatabaseUrlError(DomainError):
+    """Signals a database URL the engine cannot use."""
+
+
+def parse_database_url(url: str) -> URL:
+    """Return ``url`` parsed.
+
+    :raises InvalidDatabaseUrlError: unless it is a SQLite or psycopg 3 PostgreSQL URL.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidDatabaseUrlError(
+            f"database URL {_redacted(url)!r} is not a URL; expected {SUPPORTED_URLS}"
+        ) from None
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise InvalidDatabaseUrlError(
+            f"database URL scheme {parsed.drivername!r} is not supported; expected {SUPPORTED_URLS}"
+        )
+    return parsed
+
+
+def _redacted(url: str) -> str:
+    return url.split("@")[-1] if "@" in url else url
+
+
+def connection_fields(settings: Settings) -> Connection:
+    """The read-only connection fields, filled from the engine's own settings."""
+    url = parse_database_url(settings.store_url)
+    if url.drivername.startswith("sqlite"):
+        sql_server = "embedded SQLite"
+        database = url.database or ":memory:"
+    else:
+        sql_server = f"{url.host or 'localhost'}:{url.port or 5432}"
+        database = url.database or ""
+    return Connection(
+        sql_server=sql_server,
+        config_database=database,
+        key_server=settings.key_server or None,
+        edition=settings.edition,
+    )
+
+
+def build_application(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    credentials: CredentialChecker | None = None,
+) -> ServiceApplication:
+    """Open the store named by ``settings`` and return the service as seen from its station."""
+    connection = connection_fields(settings)
+    if settings.uses_embedded_store:
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = open_sql_store(settings.store_url, create_schema=create_tables)
+    engine = store.sql_engine
+    return ServiceApplication(
+        store=store,
+        engine=engine,
+        leases=SqlHostLeases(engine, settings.lease_seconds),
+        credentials=credentials or load_credential_checker(settings.credential_checker),
+        clock=clock or SystemClock(),
+        station=settings.station,
+        connection=connection,
+        lease_seconds=settings.lease_seconds,
+    )

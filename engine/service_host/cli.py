@@ -1,0 +1,260 @@
+"""The ``soa`` command: a thin entry point over :class:`engine.application.ServiceApplication`.
+
+Exit codes: 0 done, 1 failure, 2 bad input or refused. Every refusal is one line
+on stderr that says what is wrong and what is allowed; nothing is recorded then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import click
+import pydantic
+from eventsourcing.persistence import PersistenceError
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.application import ServiceApplication
+from engine.domain.errors import DomainError
+from engine.projections.log_list import LOG_STATUSES
+from engine.service_host.bootstrap import build_application
+from engine.service_host.host import ServiceHost
+from engine.service_host.process import start_background, stop_background
+from engine.settings import Settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_REFUSED = 0, 1, 2
+LANGS = click.Choice(["pl", "en"])
+
+
+@dataclass
+class Context:
+    """Global options; the application is opened on first use."""
+
+    overrides: dict[str, Any]
+    _settings: Settings | None = None
+    _app: ServiceApplication | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings(**self.overrides)
+        return self._settings
+
+    @property
+    def app(self) -> ServiceApplication:
+        if self._app is None:
+            self._app = build_application(self.settings)
+        return self._app
+
+
+def _context() -> Context:
+    context = click.get_current_context().find_object(Context)
+    assert context is not None
+    return context
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--station", help="This station's name [env SOA_STATION; default: host name].")
+@click.option("--db", "database_url", help="Store URL [env SOA_DATABASE_URL; default: SQLite "
+              "file under SOA_HOME].")
+@click.option("--lang", type=LANGS, help="Language of the status text [env SOA_LANG; pl].")
+@click.pass_context
+def cli(ctx: click.Context, station: str | None, database_url: str | None,
+        lang: str | None) -> None:
+    """SOA Engine: the automatic operations service."""
+    overrides = {"station": station, "database_url": database_url, "lang": lang}
+    ctx.obj = Context({key: value for key, value in overrides.items() if value is not None})
+
+
+@cli.command()
+@click.option("--lang", type=LANGS, help="Language of the text (overrides the global --lang).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(lang: str | None, as_json: bool) -> int:
+    """Show whether the service is configured and running, and on which station."""
+    context = _context()
+    result = context.app.status(lang or context.settings.lang)
+    if as_json:
+        _print_json(result.as_json())
+    else:
+        click.echo(result.text)
+    return EXIT_OK
+
+
+@cli.group()
+def configure() -> None:
+    """Configure the service (not in the cloud edition)."""
+
+
+@configure.command("account")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def configure_account(name: str, password_stdin: bool) -> int:
+    """Set the Windows account NAME (DOMAIN\\user or COMPUTER\\user) the service runs under.
+
+    The password is asked for every time and never stored.
+    """
+    app = _context().app
+    app.check_can_set_account(name)
+    password = _read_password(name, password_stdin)
+    app.set_account(name, password)
+    click.echo(f"account set to {name} on station {app.station}")
+    return EXIT_OK
+
+
+def _read_password(account: str, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise DomainError("no terminal to ask for the password on; pass it with --password-stdin")
+    return str(click.prompt(f"Password for {account}", hide_input=True, default="",
+                            show_default=False))
+
+
+@configure.command("log-retention")
+@click.argument("days", type=int)
+def configure_log_retention(days: int) -> int:
+    """Delete log entries older than DAYS days (5 to 30; default 10)."""
+    changed = _context().app.set_log_retention(days)
+    click.echo(f"log retention {'set to' if changed else 'already was'} {days} days")
+    return EXIT_OK
+
+
+@configure.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def configure_show(as_json: bool) -> int:
+    """Show the configuration (never a password: none is kept)."""
+    data = _context().app.configuration().as_json()
+    if as_json:
+        _print_json(data)
+        return EXIT_OK
+    table = Table(show_header=False, box=None)
+    for key, value in data.items():
+        table.add_row(key, "" if value is None else str(value))
+    Console().print(table)
+    return EXIT_OK
+
+
+@cli.command()
+def start() -> int:
+    """Start the service on this station in the background; return once it runs."""
+    context = _context()
+    outcome = start_background(context.app, context.settings)
+    (click.echo if outcome.exit_code == EXIT_OK else _echo_error)(outcome.message)
+    return outcome.exit_code
+
+
+@cli.command()
+def stop() -> int:
+    """Stop the service running on this station; return once it has stopped."""
+    context = _context()
+    outcome = stop_background(context.app, context.settings)
+    (click.echo if outcome.exit_code == EXIT_OK else _echo_error)(outcome.message)
+    return outcome.exit_code
+
+
+@cli.command()
+def host() -> int:
+    """Run the service in the foreground (for systemd or a Windows service manager)."""
+    context = _context()
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    service_host = ServiceHost(
+        context.app, heartbeat_seconds=context.settings.heartbeat_seconds,
+        logger=logging.getLogger("soa.host"),
+    )
+    service_host.install_signal_handlers()
+    return service_host.run()
+
+
+def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or time; expected ISO 8601 such as 2026-11-28 or "
+            "2026-11-28T10:00:00+01:00 (UTC when no offset is given)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@cli.command()
+@click.option("--since", callback=_parse_since, help="Only entries from this time on (ISO 8601).")
+@click.option("--status", "status_", type=click.Choice(LOG_STATUSES), help="Only this status.")
+@click.option("--operation", help="Only this operation (e.g. started, crashed).")
+@click.option("--company", help="Only this company.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="At most this many entries, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def logs(since: datetime | None, status_: Any, operation: str | None, company: str | None,
+         limit: int, as_json: bool) -> int:
+    """List what the service did, newest first (entries older than the retention are gone)."""
+    entries = _context().app.logs(
+        since=since, status=status_, operation=operation, company=company, limit=limit
+    )
+    if as_json:
+        _print_json([entry.as_json() for entry in entries])
+        return EXIT_OK
+    table = Table("time", "station", "operation", "status", "message", "company", "run id")
+    for entry in entries:
+        table.add_row(
+            entry.time.astimezone().strftime("%Y-%m-%d %H:%M:%S"), entry.station or "",
+            entry.operation, entry.status, entry.message, entry.company or "", entry.run_id or "",
+        )
+    Console(width=160).print(table)
+    return EXIT_OK
+
+
+def _echo_error(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+
+
+def _fail(message: str, exit_code: int) -> NoReturn:
+    _echo_error(message)
+    sys.exit(exit_code)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _settings_error(error: pydantic.ValidationError) -> str:
+    first = error.errors()[0]
+    name = "SOA_" + ".".join(str(part) for part in first["loc"]).upper()
+    return f"setting {name}: {first['msg']}"
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the CLI; never show a traceback for user input."""
+    try:
+        result = cli.main(args=argv, prog_name="soa", standalone_mode=False)
+    except click.UsageError as error:
+        hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+        _fail(_one_line(click.ClickException(error.format_message())) + hint, EXIT_REFUSED)
+    except click.Abort:
+        _fail("aborted", EXIT_FAILURE)
+    except click.ClickException as error:
+        _fail(_one_line(error), EXIT_FAILURE)
+    except DomainError as error:
+        _fail(error.message, EXIT_REFUSED)
+    except pydantic.ValidationError as error:
+        _fail(_settings_error(error), EXIT_REFUSED)
+    except (SQLAlchemyError, PersistenceError) as error:
+        _fail(f"the database cannot be used: {_one_line(error)}", EXIT_FAILURE)
+    except OSError as error:
+        _fail(_one_line(error), EXIT_FAILURE)
+    sys.exit(result if isinstance(result, int) else EXIT_OK)

@@ -1,0 +1,122 @@
+"""Starting the host as a background process and stopping it by signal."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from engine.application import ServiceApplication
+from engine.domain.errors import DomainError
+from engine.settings import Settings
+
+POLL_SECONDS = 0.1
+START_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``soa start``/``soa stop`` report: an exit code and one line."""
+
+    exit_code: int
+    message: str
+
+
+def host_log_path(settings: Settings) -> Path:
+    """The file a background host writes its log to."""
+    safe_station = re.sub(r"[^A-Za-z0-9._-]", "_", settings.station)
+    return settings.home / "logs" / f"host-{safe_station}.log"
+
+
+def start_background(app: ServiceApplication, settings: Settings) -> Outcome:
+    """Start ``soa host`` in the background and return once it runs (or has failed)."""
+    app.check_can_start()
+    log_path = host_log_path(settings)
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        SOA_HOME=str(settings.home),
+        SOA_STATION=settings.station,
+        SOA_EDITION=settings.edition,
+    )
+    if settings.database_url:
+        env["SOA_DATABASE_URL"] = settings.database_url
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.service_host", "host"],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            env=env, start_new_session=True, close_fds=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        exit_code = process.poll()
+        if exit_code is not None:
+            reason = _last_error_line(log_path, offset) or f"the host exited with code {exit_code}"
+            return Outcome(2 if exit_code == 2 else 1, reason)
+        view = app.view()
+        if view.pid == process.pid and view.station == settings.station:
+            return Outcome(0, f"started (process {process.pid}, log {log_path})")
+        time.sleep(POLL_SECONDS)
+    process.terminate()
+    return Outcome(
+        1, f"the host did not start within {START_TIMEOUT_SECONDS:.0f} s; see {log_path}"
+    )
+
+
+def stop_background(app: ServiceApplication, settings: Settings) -> Outcome:
+    """Stop the host running on this station by SIGTERM and return once it has stopped."""
+    view = app.running_session_to_stop()
+    assert view.session_id is not None and view.pid is not None
+    machine = socket.gethostname()
+    if view.host != machine:
+        raise DomainError(
+            f"the host process runs on machine {view.host}, this is {machine}; "
+            "run soa stop on that machine"
+        )
+    if not is_host_process(view.pid):
+        app.record_crash(view.session_id)
+        return Outcome(0, f"the host process {view.pid} was already gone; recorded it as crashed")
+    os.kill(view.pid, signal.SIGTERM)
+    deadline = time.monotonic() + settings.stop_timeout_seconds
+    while time.monotonic() < deadline:
+        if app.view().session_id != view.session_id:
+            return Outcome(0, "stopped")
+        if not is_host_process(view.pid) and app.view().session_id == view.session_id:
+            app.record_crash(view.session_id)
+            return Outcome(1, f"the host process {view.pid} ended without recording its stop")
+        time.sleep(POLL_SECONDS)
+    return Outcome(
+        1, f"the host process {view.pid} did not stop within {settings.stop_timeout_seconds:.0f} s"
+    )
+
+
+def is_host_process(pid: int) -> bool:
+    """True if ``pid`` is a live SOA host process on this machine."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        command_line = process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+    joined = " ".join(command_line)
+    return "host" in command_line and ("engine.service_host" in joined or "soa" in joined)
+
+
+def _last_error_line(log_path: Path, offset: int) -> str | None:
+    with open(log_path, "rb") as log_file:
+        log_file.seek(offset)
+        lines = log_file.read().decode(errors="replace").strip().splitlines()
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line.removeprefix("error: ")
+    return lines[-1] if lines else None

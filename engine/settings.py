@@ -1,0 +1,53 @@
+"""Settings from the environment (prefix ``SOA_``) and the CLI's global options."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Edition = Literal["stationary", "cloud"]
+Language = Literal["pl", "en"]
+
+SQLITE_FILE_NAME = "soa.db"
+
+
+class Settings(BaseSettings):
+    """Where the store is, which station this is, and the host's timing.
+
+    ``SOA_HOME`` (default ``~/.soa``) holds the embedded SQLite store and the
+    host's log files; ``SOA_DATABASE_URL`` selects another store, e.g.
+    ``postgresql+psycopg://user@host:5432/db``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SOA_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".soa")
+    database_url: str | None = None
+    station: str = Field(default_factory=socket.gethostname)
+    edition: Edition = "stationary"
+    key_server: str = ""
+    lang: Language = "pl"
+    heartbeat_seconds: float = Field(default=5.0, gt=0, le=60)
+    lease_seconds: float = Field(default=15.0, gt=0, le=300)
+    stop_timeout_seconds: float = Field(default=60.0, gt=0)
+    credential_checker: str | None = None
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, home: Path) -> Path:
+        return home.expanduser()
+
+    @property
+    def store_url(self) -> str:
+        """The SQLAlchemy URL of the store: ``SOA_DATABASE_URL`` or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / SQLITE_FILE_NAME}"
+
+    @property
+    def uses_embedded_store(self) -> bool:
+        return not self.database_url
