@@ -189,6 +189,8 @@ class StoreResult:
     log_entries: int = 0
     write_seconds: float = 0.0
     catch_up_seconds: float = 0.0
+    vacuum_seconds: float | None = None
+    table_stats: list[dict[str, Any]] = field(default_factory=list)
     events: int = 0
     rows: list[Row] = field(default_factory=list)
     plans: dict[str, list[str]] = field(default_factory=dict)
@@ -203,6 +205,8 @@ class StoreResult:
             "event_writing_events_per_second": self.events / self.write_seconds,
             "catch_up_seconds": self.catch_up_seconds,
             "catch_up_events_per_second": self.events / self.catch_up_seconds,
+            "vacuum_analyze_seconds": self.vacuum_seconds,
+            "table_stats_after_load": self.table_stats,
             "query_plans": self.plans,
             "measurements": [row.as_json() for row in self.rows],
         }
@@ -214,7 +218,7 @@ def fill(app: ServiceApplication, events: int) -> tuple[float, float]:
     Return the seconds spent writing and catching up.
     """
     start = time.perf_counter()
-    configuration = app.store.repository.get(SERVICE_CONFIGURATION_ID)
+    configuration: object = app.store.repository.get(SERVICE_CONFIGURATION_ID)
     assert isinstance(configuration, ServiceConfiguration)
     for i in range(events):
         changed = configuration.set_log_retention(11 if i % 2 == 0 else 12, STATION)
@@ -233,6 +237,24 @@ def fill(app: ServiceApplication, events: int) -> tuple[float, float]:
 def count_log_entries(engine: Engine) -> int:
     with engine.connect() as connection:
         return int(connection.execute(text("SELECT count(*) FROM soa_log_entries")).scalar_one())
+
+
+def postgres_table_stats(engine: Engine) -> list[dict[str, Any]]:
+    """Live and dead rows and size of the engine's tables right after the load (PostgreSQL)."""
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT relname, n_live_tup, n_dead_tup, pg_total_relation_size(relid) AS bytes "
+            "FROM pg_stat_user_tables WHERE relname LIKE 'soa%' ORDER BY relname"
+        )).all()
+    return [dict(row._mapping) for row in rows]
+
+
+def vacuum(engine: Engine) -> float:
+    """VACUUM (ANALYZE) the database after the bulk load (PostgreSQL); return the seconds."""
+    start = time.perf_counter()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM (ANALYZE)"))
+    return time.perf_counter() - start
 
 
 def explain(engine: Engine, cutoff: datetime) -> dict[str, list[str]]:
@@ -288,6 +310,12 @@ def bench_store(
             f"{args.events / result.catch_up_seconds:,.0f} events/s "
             f"(2 projections, so {2 * args.events:,} applications)")
         say(f"[{store}] log list holds {result.log_entries:,} entries")
+        if engine.dialect.name == "postgresql":
+            result.table_stats = postgres_table_stats(engine)
+        if engine.dialect.name == "postgresql" and not args.no_vacuum:
+            result.vacuum_seconds = vacuum(engine)
+            say(f"[{store}] VACUUM (ANALYZE) after the bulk load: {result.vacuum_seconds:.1f} s "
+                f"(what autovacuum would do; keeps it from firing during the timed loops)")
 
         retention_days = app.view().log_retention_days
 
@@ -460,6 +488,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="untimed calls first (default 50)")
     parser.add_argument("--cli-iterations", type=int,
                         help="timed 'soa status' processes (default 15; 0 skips)")
+    parser.add_argument("--no-vacuum", action="store_true",
+                        help="PostgreSQL: skip the VACUUM (ANALYZE) after the bulk load")
     parser.add_argument("--no-json", action="store_true", help="do not write results JSON")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -496,7 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_sqlite:
         home = Path(tempfile.mkdtemp(prefix="soa_bench_"))
         try:
-            results.append(bench_store("SQLite", home, None, args, f"SQLite {sqlite3.sqlite_version}"))
+            server = f"SQLite {sqlite3.sqlite_version}"
+            results.append(bench_store("SQLite", home, None, args, server))
         finally:
             shutil.rmtree(home, ignore_errors=True)
         say("")
@@ -531,7 +562,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.write_seconds:.1f} s ({result.events / result.write_seconds:,.0f} events/s); "
             f"projection catch-up of {result.events:,} events: {result.catch_up_seconds:.1f} s, "
             f"{result.events / result.catch_up_seconds:,.0f} events/s; "
-            f"log list {result.log_entries:,} entries")
+            f"log list {result.log_entries:,} entries"
+            + (f"; VACUUM (ANALYZE) {result.vacuum_seconds:.1f} s"
+               if result.vacuum_seconds is not None else ""))
     say("")
     say("engine status = app.status('pl'): catch-up check (position + notification-log query "
         "per projection, 2 projections), service view read, and the host lease read only when "

@@ -41,8 +41,8 @@ TAggregate = TypeVar("TAggregate", ServiceConfiguration, StationOwnership)
 class ConcurrentChangeError(DomainError):
     def __init__(self) -> None:
         super().__init__(
-            "another station changed the service at the same moment; nothing was recorded; "
-            "run the command again"
+            "another command changed the service at the same moment (on this or another "
+            "station); nothing was recorded; run the command again"
         )
 
 

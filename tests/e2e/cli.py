@@ -1,0 +1,94 @@
+"""Driving the installed ``soa`` command in subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.service_host.process import is_host_process
+
+SOA = str(Path(sys.executable).parent / "soa")
+
+
+@dataclass
+class Soa:
+    """The ``soa`` command for one SOA_HOME and store, remembering hosts to clean up."""
+
+    home: Path
+    database_url: str | None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    host_pids: set[int] = field(default_factory=set)
+
+    def env(self, station: str, **overrides: str) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("SOA_")}
+        env.update(SOA_HOME=str(self.home), SOA_STATION=station, **self.extra_env)
+        if self.database_url:
+            env["SOA_DATABASE_URL"] = self.database_url
+        env.update(overrides)
+        return env
+
+    def run(self, station: str, *args: str, stdin: str = "", timeout: float = 90,
+            **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [SOA, *args], input=stdin, capture_output=True, text=True, timeout=timeout,
+            env=self.env(station, **env),
+        )
+
+    def ok(self, station: str, *args: str, stdin: str = "", **env: str) -> str:
+        result = self.run(station, *args, stdin=stdin, **env)
+        assert result.returncode == 0, (args, result.returncode, result.stderr)
+        return result.stdout
+
+    def json(self, station: str, *args: str) -> Any:
+        return json.loads(self.ok(station, *args, "--json"))
+
+    def status(self, station: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.json(station, "status")
+        if status["host"]:
+            self.host_pids.add(status["host"]["pid"])
+        return status
+
+    def configure(self, station: str, password: str, account: str = "FIRMA\\soa") -> None:
+        self.ok(station, "configure", "account", account, "--password-stdin", stdin=password + "\n")
+
+    def start(self, station: str) -> int:
+        self.ok(station, "start")
+        pid: int = self.status(station)["host"]["pid"]
+        return pid
+
+    def log_operations(self, station: str = "AUDIT") -> list[str]:
+        return [entry["operation"] for entry in reversed(self.json(station, "logs"))]
+
+    def kill_hosts(self) -> None:
+        for pid in self.host_pids:
+            if is_host_process(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> float:
+    """Wait until ``condition()`` holds; return the seconds it took; fail after ``timeout``."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
+def process_exists(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
