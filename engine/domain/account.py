@@ -28,6 +28,23 @@ def _forbidden(text: str, forbidden: set[str]) -> str:
     return "".join(sorted({char for char in text if char in forbidden}))
 
 
+def _check_part(
+    text: str, part: str, label: str, max_length: int, forbidden: set[str], *,
+    bad_form: bool, bad_form_text: str, allowed: str,
+) -> None:
+    """Refuse an empty, too long or ill-formed part of the account ``text``."""
+    if not part:
+        raise InvalidAccountError(f"account {text!r} has an empty {label}: {ACCOUNT_FORMAT_HINT}")
+    if len(part) > max_length:
+        raise InvalidAccountError(f"{label} {part!r} is longer than {max_length} characters")
+    bad = _forbidden(part, forbidden)
+    if bad or _has_control_characters(part) or bad_form:
+        raise InvalidAccountError(
+            f"{label} {part!r} contains characters Windows forbids "
+            f"({bad or 'control characters or ' + bad_form_text}); {allowed}"
+        )
+
+
 @dataclass(frozen=True)
 class ServiceAccount:
     """A validated account name; construct it with :meth:`parse`."""
@@ -54,37 +71,19 @@ class ServiceAccount:
 
     @staticmethod
     def _check_domain(text: str, domain: str) -> None:
-        if not domain:
-            raise InvalidAccountError(f"account {text!r} has an empty domain or computer name: "
-                                      f"{ACCOUNT_FORMAT_HINT}")
-        if len(domain) > MAX_DOMAIN_LENGTH:
-            raise InvalidAccountError(
-                f"domain or computer name {domain!r} is longer than {MAX_DOMAIN_LENGTH} characters"
-            )
-        bad = _forbidden(domain, FORBIDDEN_IN_DOMAIN)
-        if bad or _has_control_characters(domain) or domain.startswith("."):
-            raise InvalidAccountError(
-                f"domain or computer name {domain!r} contains characters Windows forbids "
-                f"({bad or 'control characters or a leading period'}); allowed are letters, "
-                "digits, '-', '_' and '.' not at the start"
-            )
+        _check_part(
+            text, domain, "domain or computer name", MAX_DOMAIN_LENGTH, FORBIDDEN_IN_DOMAIN,
+            bad_form=domain.startswith("."), bad_form_text="a leading period",
+            allowed="allowed are letters, digits, '-', '_' and '.' not at the start",
+        )
 
     @staticmethod
     def _check_user(text: str, user: str) -> None:
-        if not user:
-            raise InvalidAccountError(f"account {text!r} has an empty user name: "
-                                      f"{ACCOUNT_FORMAT_HINT}")
-        if len(user) > MAX_USER_LENGTH:
-            raise InvalidAccountError(
-                f"user name {user!r} is longer than {MAX_USER_LENGTH} characters"
-            )
-        bad = _forbidden(user, FORBIDDEN_IN_USER)
-        if bad or _has_control_characters(user) or not user.strip(". "):
-            raise InvalidAccountError(
-                f"user name {user!r} contains characters Windows forbids "
-                f"({bad or 'control characters, or only periods and spaces'}); "
-                'not allowed are " / \\ [ ] : ; | = , + * ? < > @'
-            )
+        _check_part(
+            text, user, "user name", MAX_USER_LENGTH, FORBIDDEN_IN_USER,
+            bad_form=not user.strip(". "), bad_form_text="only periods and spaces",
+            allowed='not allowed are " / \\ [ ] : ; | = , + * ? < > @',
+        )
 
     def __str__(self) -> str:
         return f"{self.domain}\\{self.user}"

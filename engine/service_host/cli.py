@@ -25,7 +25,7 @@ from engine.domain.errors import DomainError
 from engine.projections.log_list import LOG_STATUSES
 from engine.service_host.bootstrap import build_application
 from engine.service_host.host import ServiceHost
-from engine.service_host.process import start_background, stop_background
+from engine.service_host.process import Outcome, start_background, stop_background
 from engine.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_REFUSED = 0, 1, 2
@@ -148,16 +148,18 @@ def configure_show(as_json: bool) -> int:
 def start() -> int:
     """Start the service on this station in the background; return once it runs."""
     context = _context()
-    outcome = start_background(context.app, context.settings)
-    (click.echo if outcome.exit_code == EXIT_OK else _echo_error)(outcome.message)
-    return outcome.exit_code
+    return _report(start_background(context.app, context.settings))
 
 
 @cli.command()
 def stop() -> int:
     """Stop the service running on this station; return once it has stopped."""
     context = _context()
-    outcome = stop_background(context.app, context.settings)
+    return _report(stop_background(context.app, context.settings))
+
+
+def _report(outcome: Outcome) -> int:
+    """Print the outcome of a start or stop (failures on stderr); return its exit code."""
     (click.echo if outcome.exit_code == EXIT_OK else _echo_error)(outcome.message)
     return outcome.exit_code
 
