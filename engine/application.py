@@ -7,7 +7,6 @@ save is refused, never retried into a different outcome.
 
 from __future__ import annotations
 
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -131,7 +130,8 @@ class ServiceApplication:
         self.connection = connection
         self.lease_seconds = lease_seconds
         self.projections = ProjectionRunner(
-            engine, store.recorder, store.mapper, [ServiceViewProjection(), LogList()]
+            engine, store.recorder, store.mapper, [ServiceViewProjection(), LogList()],
+            events_table=store.events_table,
         )
 
     # -- queries ---------------------------------------------------------------------
@@ -230,6 +230,15 @@ class ServiceApplication:
             self._save(configuration)
         self.prune_logs()
         return changed
+
+    def rebuild_projections(self) -> int:
+        """Rebuild the read models from the whole event log; return the events applied.
+
+        Entries older than the retention, which a rebuild brings back, are deleted again.
+        """
+        applied = self.projections.rebuild()
+        self.prune_logs()
+        return applied
 
     def prune_logs(self) -> int:
         """Delete log entries older than the retention; return how many."""
@@ -358,8 +367,12 @@ class ServiceApplication:
         lease = self.leases.current()
         ownership.record_crash(session_id, self._last_heartbeat(session_id, lease))
         if save:
-            with suppress(ConcurrentChangeError):  # recorded (or changed) by another process
+            try:
                 self._save(ownership)
+            except ConcurrentChangeError:
+                pass  # recorded (or changed) by another process meanwhile
+            else:
+                self.leases.release(session_id)
         return ownership, True
 
     def _last_heartbeat(self, session_id: UUID, lease: HostLease | None) -> str | None:

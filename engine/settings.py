@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Edition = Literal["stationary", "cloud"]
@@ -35,6 +35,21 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=15.0, gt=0, le=300)
     stop_timeout_seconds: float = Field(default=60.0, gt=0)
     credential_checker: str | None = None
+
+    @field_validator("station")
+    @classmethod
+    def _strip_station(cls, station: str) -> str:
+        return station.strip()
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Settings:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError(
+                f"heartbeat every {self.heartbeat_seconds:g} s does not fit a lease of "
+                f"{self.lease_seconds:g} s; SOA_HEARTBEAT_SECONDS must be at most half of "
+                "SOA_LEASE_SECONDS"
+            )
+        return self
 
     @field_validator("home")
     @classmethod

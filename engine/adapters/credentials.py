@@ -26,6 +26,32 @@ class InvalidCheckerError(CredentialRejectedError):
     """Signals a ``SOA_CREDENTIAL_CHECKER`` that does not name a usable checker."""
 
 
+class LazyCredentialChecker(CredentialChecker):
+    """Loads the configured checker when an account is first set, so that a broken
+    ``SOA_CREDENTIAL_CHECKER`` refuses only ``configure account``, not every command.
+
+    A checker failing with anything but :class:`CredentialRejectedError` is reported
+    as a refusal naming the exception type only (its message might echo the password).
+    """
+
+    def __init__(self, spec: str | None) -> None:
+        self._spec = spec
+        self._checker: CredentialChecker | None = None
+
+    def check(self, account: str, password: str) -> None:
+        if self._checker is None:
+            self._checker = load_credential_checker(self._spec)
+        try:
+            self._checker.check(account, password)
+        except CredentialRejectedError:
+            raise
+        except Exception as error:
+            raise CredentialRejectedError(
+                f"the credential check for {account} failed ({type(error).__name__}); "
+                "the account was not set"
+            ) from None
+
+
 def load_credential_checker(spec: str | None) -> CredentialChecker:
     """Return the checker named ``module:attribute``, or the default when ``spec`` is empty.
 

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import Environment
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -29,6 +30,22 @@ class SoaStore(Application[UUID]):
         ServiceConfiguration: SNAPSHOT_INTERVAL,
         StationOwnership: SNAPSHOT_INTERVAL,
     }
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        """Configure the store only from ``env``, never from ``os.environ``.
+
+        eventsourcing would read ``SOA_*`` variables (its prefix from the name
+        ``soa``), which would collide with the engine's own settings.
+        """
+        settings = dict(env or {})
+        if self.snapshotting_intervals:
+            settings["IS_SNAPSHOTTING_ENABLED"] = "y"
+        return Environment(name, settings)
+
+    @property
+    def events_table(self) -> str:
+        """The name of the table holding the events (the notification log)."""
+        return f"{STORE_NAME}_events"
 
     @property
     def sql_engine(self) -> Engine:

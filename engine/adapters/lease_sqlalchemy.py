@@ -16,9 +16,8 @@ LEASE_KEY = "soa"
 class SqlHostLeases(HostLeases):
     """One row in ``soa_host_lease``; ``expires_at`` is set by the host that beats."""
 
-    def __init__(self, engine: Engine, lease_seconds: float) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._lease_seconds = lease_seconds
 
     def acquire(self, lease: HostLease) -> None:
         with self._engine.begin() as connection:

@@ -39,9 +39,9 @@ def _check_part(
         raise InvalidAccountError(f"{label} {part!r} is longer than {max_length} characters")
     bad = _forbidden(part, forbidden)
     if bad or _has_control_characters(part) or bad_form:
+        found = " ".join(repr(char) for char in bad) or f"control characters or {bad_form_text}"
         raise InvalidAccountError(
-            f"{label} {part!r} contains characters Windows forbids "
-            f"({bad or 'control characters or ' + bad_form_text}); {allowed}"
+            f"{label} {part!r} contains characters Windows forbids ({found}); {allowed}"
         )
 
 
@@ -74,14 +74,15 @@ class ServiceAccount:
         _check_part(
             text, domain, "domain or computer name", MAX_DOMAIN_LENGTH, FORBIDDEN_IN_DOMAIN,
             bad_form=domain.startswith("."), bad_form_text="a leading period",
-            allowed="allowed are letters, digits, '-', '_' and '.' not at the start",
+            allowed="not allowed are \\ / : * ? \" < > | , ~ ! @ # $ % ^ & ' ( ) { } and spaces",
         )
 
     @staticmethod
     def _check_user(text: str, user: str) -> None:
         _check_part(
             text, user, "user name", MAX_USER_LENGTH, FORBIDDEN_IN_USER,
-            bad_form=not user.strip(". "), bad_form_text="only periods and spaces",
+            bad_form=not user.strip(". ") or user != user.strip(),
+            bad_form_text="only periods and spaces, or spaces at either end",
             allowed='not allowed are " / \\ [ ] : ; | = , + * ? < > @',
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -11,7 +12,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from engine.adapters.schema import log_entries
 from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
-from engine.projections.runner import Projection
+from engine.projections.runner import NumberedEvent, Projection
 
 LogStatus = Literal["ok", "warning", "error"]
 LOG_STATUSES: tuple[LogStatus, ...] = ("ok", "warning", "error")
@@ -85,23 +86,19 @@ class LogList(Projection):
     name = "log_list"
     tables = (log_entries,)
 
-    def apply(self, connection: Connection, event: Any, notification_id: int) -> None:
-        described = _describe(event)
-        if described is None:
-            return
-        operation, status, message = described
-        connection.execute(
-            insert(log_entries).values(
-                notification_id=notification_id,
-                time=event.timestamp,
-                station=event.station,
-                operation=operation,
-                status=status,
-                message=message,
-                company=None,
-                run_id=None,
-            )
-        )
+    def apply(self, connection: Connection, events: Sequence[NumberedEvent]) -> None:
+        rows = []
+        for notification_id, event in events:
+            described = _describe(event)
+            if described is not None:
+                operation, status, message = described
+                rows.append({
+                    "notification_id": notification_id, "time": event.timestamp,
+                    "station": event.station, "operation": operation, "status": status,
+                    "message": message, "company": None, "run_id": None,
+                })
+        if rows:
+            connection.execute(insert(log_entries), rows)
 
     @staticmethod
     def delete_older_than(engine: Engine, cutoff: datetime) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from engine.adapters.schema import service_view
 from engine.domain.log_retention import DEFAULT_LOG_RETENTION_DAYS
 from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
-from engine.projections.runner import Projection
+from engine.projections.runner import NumberedEvent, Projection
 
 VIEW_ROW_ID = 1
 
@@ -49,8 +50,10 @@ class ServiceViewProjection(Projection):
             )
         )
 
-    def apply(self, connection: Connection, event: Any, notification_id: int) -> None:
-        changes = self._changes(event)
+    def apply(self, connection: Connection, events: Sequence[NumberedEvent]) -> None:
+        changes: dict[str, Any] = {}
+        for _, event in events:
+            changes.update(self._changes(event))
         if changes:
             connection.execute(
                 update(service_view).where(service_view.c.id == VIEW_ROW_ID).values(**changes)

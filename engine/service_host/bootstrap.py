@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from engine.adapters.credentials import load_credential_checker
+from engine.adapters.credentials import LazyCredentialChecker
 from engine.adapters.event_store import open_sql_store
 from engine.adapters.lease_sqlalchemy import SqlHostLeases
 from engine.adapters.schema import create_tables
@@ -75,8 +75,8 @@ def build_application(
     return ServiceApplication(
         store=store,
         engine=engine,
-        leases=SqlHostLeases(engine, settings.lease_seconds),
-        credentials=credentials or load_credential_checker(settings.credential_checker),
+        leases=SqlHostLeases(engine),
+        credentials=credentials or LazyCredentialChecker(settings.credential_checker),
         clock=clock or SystemClock(),
         station=settings.station,
         connection=connection,

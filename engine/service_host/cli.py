@@ -25,7 +25,12 @@ from engine.domain.errors import DomainError
 from engine.projections.log_list import LOG_STATUSES
 from engine.service_host.bootstrap import build_application
 from engine.service_host.host import ServiceHost
-from engine.service_host.process import Outcome, start_background, stop_background
+from engine.service_host.process import (
+    Outcome,
+    record_crash_if_host_gone,
+    start_background,
+    stop_background,
+)
 from engine.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_REFUSED = 0, 1, 2
@@ -177,6 +182,7 @@ def host() -> int:
         logger=logging.getLogger("soa.host"),
     )
     service_host.install_signal_handlers()
+    record_crash_if_host_gone(context.app)
     return service_host.run()
 
 

@@ -50,6 +50,8 @@ class ServiceHost:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl+Break, console close
+            signal.signal(signal.SIGBREAK, self.request_stop)
 
     def run(self) -> int:
         """Start the service here and run it; return the process exit code.

@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -38,6 +39,7 @@ def host_log_path(settings: Settings) -> Path:
 
 def start_background(app: ServiceApplication, settings: Settings) -> Outcome:
     """Start ``soa host`` in the background and return once it runs (or has failed)."""
+    record_crash_if_host_gone(app)
     app.check_can_start()
     log_path = host_log_path(settings)
     log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -54,7 +56,7 @@ def start_background(app: ServiceApplication, settings: Settings) -> Outcome:
         process = subprocess.Popen(
             [sys.executable, "-m", "engine.service_host", "host"],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True, close_fds=True,
+            env=env, close_fds=True, **_detached(),
         )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -63,13 +65,35 @@ def start_background(app: ServiceApplication, settings: Settings) -> Outcome:
             reason = _last_error_line(log_path, offset) or f"the host exited with code {exit_code}"
             return Outcome(2 if exit_code == 2 else 1, reason)
         view = app.view()
-        if view.pid == process.pid and view.station == settings.station:
+        if view.pid == process.pid and view.station == app.station:
             return Outcome(0, f"started (process {process.pid}, log {log_path})")
         time.sleep(POLL_SECONDS)
     process.terminate()
     return Outcome(
         1, f"the host did not start within {START_TIMEOUT_SECONDS:.0f} s; see {log_path}"
     )
+
+
+def _detached() -> dict[str, Any]:
+    """Popen options that detach the host from this terminal and its signals."""
+    if sys.platform == "win32":
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS
+        return {"creationflags": flags}
+    return {"start_new_session": True}
+
+
+def record_crash_if_host_gone(app: ServiceApplication) -> None:
+    """Record at once the crash of a host recorded as running here whose process is gone.
+
+    Without this a restart right after a crash would wait for the lease to expire.
+    """
+    view = app.view()
+    if (
+        view.session_id is not None and view.pid is not None and view.since is not None
+        and view.station == app.station and view.host == socket.gethostname()
+        and process_is_gone(view.pid, view.since.timestamp())
+    ):
+        app.record_crash(view.session_id)
 
 
 def stop_background(app: ServiceApplication, settings: Settings) -> Outcome:
@@ -82,15 +106,23 @@ def stop_background(app: ServiceApplication, settings: Settings) -> Outcome:
             f"the host process runs on machine {view.host}, this is {machine}; "
             "run soa stop on that machine"
         )
-    if not is_host_process(view.pid):
+    assert view.since is not None
+    if process_is_gone(view.pid, view.since.timestamp()):
         app.record_crash(view.session_id)
         return Outcome(0, f"the host process {view.pid} was already gone; recorded it as crashed")
+    if not is_host_process(view.pid):
+        return Outcome(
+            1, f"process {view.pid} does not look like an SOA host; stop it with the tool "
+            "that started it"
+        )
     os.kill(view.pid, signal.SIGTERM)
     deadline = time.monotonic() + settings.stop_timeout_seconds
     while time.monotonic() < deadline:
         if app.view().session_id != view.session_id:
             return Outcome(0, "stopped")
-        if not is_host_process(view.pid) and app.view().session_id == view.session_id:
+        if process_is_gone(view.pid, view.since.timestamp()) and (
+            app.view().session_id == view.session_id
+        ):
             app.record_crash(view.session_id)
             return Outcome(1, f"the host process {view.pid} ended without recording its stop")
         time.sleep(POLL_SECONDS)
@@ -99,15 +131,36 @@ def stop_background(app: ServiceApplication, settings: Settings) -> Outcome:
     )
 
 
+PID_REUSE_SLACK_SECONDS = 2.0
+
+
+def process_is_gone(pid: int, started_before: float) -> bool:
+    """True if no live process ``pid`` exists that began before ``started_before`` (epoch s).
+
+    A process that began later holds a reused pid, so the host is gone.
+    """
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return bool(process.create_time() > started_before + PID_REUSE_SLACK_SECONDS)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:
+        return False  # it exists; we may not look at it
+
+
 def is_host_process(pid: int) -> bool:
-    """True if ``pid`` is a live SOA host process on this machine."""
+    """True if ``pid`` is a live SOA host process on this machine (safe to signal)."""
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return False
         command_line = process.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+    except psutil.NoSuchProcess:
         return False
+    except psutil.AccessDenied:
+        return True  # another user's process with our pid: signalling will tell
     joined = " ".join(command_line)
     return "host" in command_line and ("engine.service_host" in joined or "soa" in joined)
 

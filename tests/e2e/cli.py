@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -69,10 +68,15 @@ class Soa:
         return [entry["operation"] for entry in reversed(self.json(station, "logs"))]
 
     def kill_hosts(self) -> None:
-        for pid in self.host_pids:
-            if is_host_process(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        """Kill every host process of this SOA_HOME still running (after a failed test)."""
+        import psutil
+
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if (process.pid in self.host_pids or process.environ().get("SOA_HOME") == str(
+                    self.home
+                )) and is_host_process(process.pid):
+                    process.kill()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> float:

@@ -46,6 +46,7 @@ def test_bad_settings_are_refused_in_one_line(soa: Soa) -> None:
     for env, fragment in [
         ({"SOA_EDITION": "enterprise"}, "SOA_EDITION"),
         ({"SOA_LEASE_SECONDS": "-1"}, "SOA_LEASE_SECONDS"),
+        ({"SOA_HEARTBEAT_SECONDS": "4", "SOA_LEASE_SECONDS": "5"}, "at most half of"),
     ]:
         result = soa.run("BIURO", "status", **env)
         assert result.returncode == 2
@@ -102,3 +103,25 @@ def test_json_shapes(soa: Soa) -> None:
     assert entries[0]["station"] == "KASA" and entries[1]["station"] == "BIURO"
     assert soa.json("KASA", "logs", "--status", "error") == []
     assert len(soa.json("KASA", "logs", "--limit", "1")) == 1
+
+
+def test_the_event_stores_own_settings_cannot_be_changed_through_soa_variables(soa: Soa) -> None:
+    soa.configure("BIURO", PASSWORD)
+    # eventsourcing would read SOA_* variables for an application named "soa".
+    env = {"SOA_PERSISTENCE_MODULE": "eventsourcing.popo", "SOA_SQLALCHEMY_URL": "sqlite://"}
+    result = soa.run("KASA", "status", **env)
+    assert result.returncode == 0, result.stderr
+    assert "BIURO" in result.stdout
+
+
+def test_a_broken_credential_checker_refuses_only_the_account_setting(soa: Soa) -> None:
+    env = {"SOA_CREDENTIAL_CHECKER": "no.such.module:Checker"}
+    assert soa.run("BIURO", "status", **env).returncode == 0
+    result = soa.run("BIURO", "configure", "account", "FIRMA\\soa", "--password-stdin",
+                     stdin=PASSWORD, **env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: SOA_CREDENTIAL_CHECKER 'no.such.module:Checker' names nothing importable; "
+        "expected module:attribute"
+    )
+    assert soa.log_operations() == []

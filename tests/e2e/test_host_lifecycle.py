@@ -61,6 +61,19 @@ def test_sigkill_shows_stopped_within_30_seconds_and_records_the_crash_once(soa:
     assert soa.log_operations() == ["configured", "started", "crashed", "started", "stopped"]
 
 
+def test_restart_right_after_a_crash_records_it_and_starts(soa: Soa) -> None:
+    soa.extra_env.update(SOA_HEARTBEAT_SECONDS="5", SOA_LEASE_SECONDS="60")
+    soa.configure(" BIURO ", PASSWORD)  # blanks around a station name are dropped
+    pid = soa.start("BIURO ")
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not process_exists(pid), timeout=10)
+    # Check that a start on the same machine needs no wait for the 60 s lease.
+    new_pid = soa.start("BIURO")
+    assert new_pid != pid
+    assert soa.log_operations() == ["configured", "started", "crashed", "started"]
+    soa.ok("BIURO", "stop")
+
+
 def test_takeover_after_a_hang_makes_the_old_host_stop_itself(soa: Soa) -> None:
     soa.configure("BIURO", PASSWORD)
     old_pid = soa.start("BIURO")

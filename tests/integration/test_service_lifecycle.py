@@ -167,6 +167,7 @@ def test_dead_host_shows_stopped_and_its_crash_is_recorded_once(
     clock.advance(16)  # the lease (15 s) has expired: the host died
     assert kasa.status().state == "stopped"
     assert biuro.status().state == "stopped"
+    assert biuro.leases.current() is None  # the dead host's lease row went with it
     kasa.logs()
     assert operations(biuro).count("crashed") == 1
     crashed = biuro.logs(status="error")

@@ -4,6 +4,7 @@ import pytest
 
 from engine.adapters.credentials import (
     InvalidCheckerError,
+    LazyCredentialChecker,
     NonEmptyPasswordChecker,
     load_credential_checker,
 )
@@ -31,3 +32,15 @@ def test_checker_can_be_plugged_in_by_module_and_attribute() -> None:
         load_credential_checker("no.such.module:Thing")
     with pytest.raises(InvalidCheckerError, match="not a CredentialChecker"):
         load_credential_checker("os:getcwd")
+
+
+class Exploding(CredentialChecker):
+    def check(self, account: str, password: str) -> None:
+        raise RuntimeError(f"boom with {password}")
+
+
+def test_unexpected_checker_failure_is_a_refusal_that_hides_its_message() -> None:
+    checker = LazyCredentialChecker(f"{__name__}:Exploding")
+    with pytest.raises(CredentialRejectedError) as raised:
+        checker.check("CORP\\svc", "s3cret")
+    assert "RuntimeError" in raised.value.message and "s3cret" not in raised.value.message
