@@ -566,8 +566,9 @@ def main(argv: list[str] | None = None) -> int:
             + (f"; VACUUM (ANALYZE) {result.vacuum_seconds:.1f} s"
                if result.vacuum_seconds is not None else ""))
     say("")
-    say("engine status = app.status('pl'): catch-up check (position + notification-log query "
-        "per projection, 2 projections), service view read, and the host lease read only when "
+    say("engine status = app.status('pl'): catch-up check (one query of the projections' "
+        "positions and the last notification id), service view read, and the host lease read "
+        "only when "
         "the view says running. plain status = SELECT view row + SELECT lease row, one "
         "connection each.")
     say("engine logs = app.logs(limit=100): the same catch-up check and view read (for the "

@@ -7,6 +7,7 @@ save is refused, never retried into a different outcome.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -19,7 +20,6 @@ from sqlalchemy import Engine
 from engine.adapters.event_store import SoaStore
 from engine.domain.account import ServiceAccount
 from engine.domain.errors import DomainError
-from engine.domain.log_retention import LogRetention
 from engine.domain.service_configuration import SERVICE_CONFIGURATION_ID, ServiceConfiguration
 from engine.domain.station import StationName
 from engine.domain.station_ownership import (
@@ -33,6 +33,9 @@ from engine.projections import LogEntry, LogList, ProjectionRunner, ServiceView,
 from engine.projections.log_list import LogStatus
 from engine.projections.service_view import ServiceViewProjection
 from engine.projections.status_texts import State
+
+SAVE_ATTEMPTS = 5
+"""How often the host's own records (stop, lease lost) are retried after a conflict."""
 
 TAggregate = TypeVar("TAggregate", ServiceConfiguration, StationOwnership)
 
@@ -195,9 +198,7 @@ class ServiceApplication:
         """Refuse early, before a password is asked for, what :meth:`set_account` would."""
         self._check_stationary()
         ServiceAccount.parse(account)
-        self._load_settled_ownership()[0].check_can_assign(
-            self.station
-        )
+        self._load_settled_ownership()[0].check_can_assign(self.station)
 
     def set_account(self, account: str, password: str) -> None:
         """Set the account the service runs under, configuring it on this station.
@@ -223,7 +224,6 @@ class ServiceApplication:
         Allowed from any station. Returns False if the retention already was ``days``.
         """
         self._check_stationary()
-        LogRetention.check(days)
         configuration = self._load_or_create(SERVICE_CONFIGURATION_ID, ServiceConfiguration)
         changed = configuration.set_log_retention(days, self.station)
         if changed:
@@ -278,28 +278,36 @@ class ServiceApplication:
         return self.view().session_id == session_id
 
     def end_host_session(self, session_id: UUID, pid: int) -> bool:
-        """Record the graceful stop of ``session_id``; False if it had lost the service."""
-        ownership = self._load(STATION_OWNERSHIP_ID, StationOwnership)
+        """Record the graceful stop of ``session_id``; False if it had lost the service.
+
+        Retries when a concurrent change (such as another station recording a
+        crash) got in first, then records whichever outcome is true.
+        """
         try:
-            if ownership is None or ownership.session_id != session_id:
-                self.record_lease_lost(session_id, pid)
-                return False
-            ownership.stop(session_id)
-            self._save(ownership)
-            return True
+            for _ in range(SAVE_ATTEMPTS):
+                ownership = self._load(STATION_OWNERSHIP_ID, StationOwnership)
+                if ownership is None or ownership.session_id != session_id:
+                    self.record_lease_lost(session_id, pid)
+                    return False
+                ownership.stop(session_id)
+                with suppress(ConcurrentChangeError):
+                    self._save(ownership)
+                    return True
+            raise ConcurrentChangeError()
         finally:
             self.leases.release(session_id)
 
     def record_lease_lost(self, session_id: UUID, pid: int) -> None:
         """Record that the host session ``session_id`` found it no longer owns the service."""
-        ownership = self._load(STATION_OWNERSHIP_ID, StationOwnership)
-        if ownership is None:
-            return
-        ownership.record_lease_lost(self.station, session_id, pid)
-        try:
-            self._save(ownership)
-        except ConcurrentChangeError:
-            self.record_lease_lost(session_id, pid)
+        for _ in range(SAVE_ATTEMPTS):
+            ownership = self._load(STATION_OWNERSHIP_ID, StationOwnership)
+            if ownership is None:
+                return
+            ownership.record_lease_lost(self.station, session_id, pid)
+            with suppress(ConcurrentChangeError):
+                self._save(ownership)
+                return
+        raise ConcurrentChangeError()
 
     def running_session_to_stop(self) -> ServiceView:
         """Return the view of the running service, if this station may stop it.
