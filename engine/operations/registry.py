@@ -1,0 +1,152 @@
+"""The registry of operation kinds: the twelve built-ins and installed plugins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.domain.errors import DomainError
+from engine.domain.task_definition import CatchUp
+from engine.operations.contract import Operation
+
+ENTRY_POINT_GROUP = "soa.operations"
+
+# Built-in kinds and their default catch-up policy: recurring documents are
+# all made up for; synchronisations and reminders need only the latest run.
+BUILT_IN_KINDS: dict[str, CatchUp] = {
+    "dunning": "latest",
+    "recurring_invoices": "all",
+    "recurring_orders": "all",
+    "task_reminders": "latest",
+    "invoice_mailing": "latest",
+    "sync_esklep": "latest",
+    "sync_detal": "latest",
+    "sync_mobile": "latest",
+    "sync_xl": "latest",
+    "sync_hrm": "latest",
+    "sync_apfino": "latest",
+    "sync_wszystkopl": "latest",
+}
+PLUGIN_DEFAULT_CATCH_UP: CatchUp = "latest"
+
+OperationFactory = Callable[[], Operation]
+
+
+class UnknownKindError(DomainError):
+    def __init__(self, kind: str, known: list[str]) -> None:
+        super().__init__(
+            f"operation kind {kind!r} is not known; known kinds are {', '.join(known)}"
+        )
+
+
+class KindNotAvailableError(DomainError):
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"operation kind {kind!r} is built in but its handler is not available yet "
+            "(it comes with the ERP operations and synchronisation work); it cannot be "
+            "scheduled now"
+        )
+
+
+class InvalidParamsError(DomainError):
+    """Signals task parameters that the kind's model refuses."""
+
+
+class InvalidOperationError(DomainError):
+    """Signals a plugin that does not fulfil the operation contract."""
+
+
+class OperationRegistry:
+    """Kinds by name; plugins come from the ``soa.operations`` entry points.
+
+    :param factories: extra kinds (built-in handlers, tests); they take precedence
+        over entry points of the same name.
+    """
+
+    def __init__(
+        self,
+        factories: Mapping[str, OperationFactory] | None = None,
+        *,
+        load_entry_points: bool = True,
+    ) -> None:
+        self._factories: dict[str, OperationFactory] = {}
+        if load_entry_points:
+            for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+                self._factories[entry_point.name] = _lazy(entry_point.load)
+        self._factories.update(factories or {})
+        self._operations: dict[str, Operation] = {}
+
+    def kinds(self) -> list[str]:
+        """Every kind name, built in or plugged in, sorted."""
+        return sorted(set(BUILT_IN_KINDS) | set(self._factories))
+
+    def get(self, kind: str) -> Operation:
+        """Return the operation of ``kind``.
+
+        :raises UnknownKindError, KindNotAvailableError, InvalidOperationError.
+        """
+        if kind in self._operations:
+            return self._operations[kind]
+        factory = self._factories.get(kind)
+        if factory is None:
+            if kind in BUILT_IN_KINDS:
+                raise KindNotAvailableError(kind)
+            raise UnknownKindError(kind, self.kinds())
+        try:
+            operation = factory()
+        except Exception as error:
+            raise InvalidOperationError(
+                f"the plugin for kind {kind!r} failed to load ({type(error).__name__}: {error})"
+            ) from None
+        if not isinstance(operation, Operation) or operation.kind != kind:
+            raise InvalidOperationError(
+                f"the plugin for kind {kind!r} does not return an operation with kind {kind!r}, "
+                "params_model and run(ctx)"
+            )
+        self._operations[kind] = operation
+        return operation
+
+    def default_catch_up(self, kind: str) -> CatchUp:
+        return BUILT_IN_KINDS.get(kind, PLUGIN_DEFAULT_CATCH_UP)
+
+    def validate_params(self, kind: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``raw`` validated by the kind's model, as JSON-compatible values.
+
+        :raises InvalidParamsError: for unknown keys or values the model refuses.
+        """
+        model = self.get(kind).params_model
+        if model is None:
+            if raw:
+                raise InvalidParamsError(f"kind {kind!r} takes no parameters; got {sorted(raw)}")
+            return {}
+        known = {name for name, field in model.model_fields.items()} | {
+            field.alias for field in model.model_fields.values() if field.alias
+        }
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InvalidParamsError(
+                f"kind {kind!r} has no parameter {', '.join(unknown)}; allowed are "
+                f"{', '.join(sorted(model.model_fields)) or 'none'}"
+            )
+        try:
+            return dict(model.model_validate(dict(raw)).model_dump(mode="json"))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "params"
+            raise InvalidParamsError(
+                f"parameter {where} of kind {kind!r}: {first['msg']}"
+            ) from None
+
+
+def _lazy(load: Callable[[], Any]) -> OperationFactory:
+    """A factory that imports the entry point only when the kind is first used."""
+
+    def factory() -> Operation:
+        target = load()
+        operation = target() if callable(target) and not isinstance(target, Operation) else target
+        return operation  # type: ignore[no-any-return]
+
+    return factory

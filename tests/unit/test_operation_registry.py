@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+from pydantic import BaseModel
+
+from engine.operations.contract import RunContext
+from engine.operations.registry import (
+    BUILT_IN_KINDS,
+    InvalidOperationError,
+    InvalidParamsError,
+    KindNotAvailableError,
+    OperationRegistry,
+    UnknownKindError,
+)
+
+
+class EchoParams(BaseModel):
+    times: int = 1
+    label: str = "x"
+
+
+class Echo:
+    kind = "echo"
+    params_model = EchoParams
+
+    def run(self, ctx: RunContext) -> Mapping[str, int] | None:
+        return {"echoed": ctx.params.times}
+
+
+class Bare:
+    kind = "bare"
+    params_model = None
+
+    def run(self, ctx: RunContext) -> Mapping[str, int] | None:
+        return None
+
+
+def registry() -> OperationRegistry:
+    return OperationRegistry({"echo": Echo, "bare": Bare, "liar": Bare}, load_entry_points=False)
+
+
+def test_twelve_built_in_kinds_are_known_but_not_yet_schedulable() -> None:
+    assert len(BUILT_IN_KINDS) == 12
+    assert set(BUILT_IN_KINDS) <= set(registry().kinds())
+    with pytest.raises(KindNotAvailableError, match="not available yet"):
+        registry().get("dunning")
+    with pytest.raises(UnknownKindError, match="known kinds are bare, dunning"):
+        registry().get("nope")
+    assert registry().default_catch_up("recurring_invoices") == "all"
+    assert registry().default_catch_up("sync_hrm") == "latest"
+
+
+def test_params_are_validated_by_the_kind_model_and_unknown_keys_refused() -> None:
+    kinds = registry()
+    assert kinds.validate_params("echo", {"times": "3"}) == {"times": 3, "label": "x"}
+    with pytest.raises(InvalidParamsError, match="has no parameter colour; allowed are label, times"):
+        kinds.validate_params("echo", {"colour": "red"})
+    with pytest.raises(InvalidParamsError, match="parameter times"):
+        kinds.validate_params("echo", {"times": "many"})
+    with pytest.raises(InvalidParamsError, match="takes no parameters"):
+        kinds.validate_params("bare", {"a": "1"})
+    assert kinds.validate_params("bare", {}) == {}
+
+
+def test_a_plugin_must_return_an_operation_of_its_own_kind() -> None:
+    with pytest.raises(InvalidOperationError, match="does not return an operation"):
+        registry().get("liar")
