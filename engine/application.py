@@ -123,6 +123,7 @@ class ServiceApplication:
         station: str,
         connection: Connection,
         lease_seconds: float,
+        projections: ProjectionRunner,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -132,10 +133,7 @@ class ServiceApplication:
         self.station = StationName.check(station)
         self.connection = connection
         self.lease_seconds = lease_seconds
-        self.projections = ProjectionRunner(
-            engine, store.recorder, store.mapper, [ServiceViewProjection(), LogList()],
-            events_table=store.events_table,
-        )
+        self.projections = projections
 
     # -- queries ---------------------------------------------------------------------
 

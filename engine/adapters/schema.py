@@ -6,11 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
     Engine,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -96,3 +99,68 @@ host_lease = Table(
 def create_tables(engine: Engine) -> None:
     """Create the tables that do not exist yet."""
     metadata.create_all(engine, checkfirst=True)
+
+
+companies = Table(
+    "soa_companies",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("database_url", Text, nullable=False),
+    Column("task_count", Integer, nullable=False),
+    Column("removed", Boolean, nullable=False),
+    Column("added_at", UtcDateTime(), nullable=False),
+)
+
+tasks = Table(
+    "soa_tasks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("company_id", String(36), nullable=False),
+    Column("company", String(100), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("schedule", JSON, nullable=False),
+    Column("catch_up", String(10), nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("backoff_seconds", Float, nullable=False),
+    Column("timeout_seconds", Float),
+    Column("params", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("removed", Boolean, nullable=False),
+    Column("schedule_from", UtcDateTime(), nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("soa_tasks_company_idx", "company_id"),
+)
+
+runs = Table(
+    "soa_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("task_id", String(36), nullable=False),
+    Column("company", String(100), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("scheduled_for", UtcDateTime(), nullable=False),
+    Column("manual", Boolean, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("retry_at", UtcDateTime()),
+    Column("session_id", String(36)),
+    Column("started_at", UtcDateTime()),
+    Column("finished_at", UtcDateTime()),
+    Column("duration_seconds", Float),
+    Column("counts", JSON),
+    Column("error", Text),
+    Index("soa_runs_task_idx", "task_id", "scheduled_for"),
+    Index("soa_runs_status_idx", "status"),
+)
+
+run_checkpoints = Table(
+    "soa_run_checkpoints",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+)

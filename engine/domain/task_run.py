@@ -20,7 +20,13 @@ RunStatus = Literal[
     "scheduled", "running", "retrying", "succeeded", "failed", "abandoned", "skipped"
 ]
 RUN_STATUSES: tuple[RunStatus, ...] = (
-    "scheduled", "running", "retrying", "succeeded", "failed", "abandoned", "skipped"
+    "scheduled",
+    "running",
+    "retrying",
+    "succeeded",
+    "failed",
+    "abandoned",
+    "skipped",
 )
 FINAL_STATUSES = frozenset({"succeeded", "failed", "abandoned", "skipped"})
 
@@ -71,6 +77,7 @@ class TaskRun(Aggregate):
 
         company: str
         kind: str
+        station: str | None
         attempt: int
         reason: str
         final: bool
@@ -86,6 +93,7 @@ class TaskRun(Aggregate):
 
         company: str
         kind: str
+        station: str | None
         attempt: int
         counts: dict[str, int]
         duration_seconds: float
@@ -95,6 +103,7 @@ class TaskRun(Aggregate):
 
         company: str
         kind: str
+        station: str | None
         attempts: int
         error_class: str
         error_message: str
@@ -104,6 +113,7 @@ class TaskRun(Aggregate):
 
         company: str
         kind: str
+        station: str | None
         reason: str
 
     @staticmethod
@@ -112,7 +122,12 @@ class TaskRun(Aggregate):
 
     @event(Scheduled)
     def __init__(
-        self, task_id: UUID, company: str, kind: str, scheduled_for: datetime, manual: bool,
+        self,
+        task_id: UUID,
+        company: str,
+        kind: str,
+        scheduled_for: datetime,
+        manual: bool,
         max_attempts: int,
     ) -> None:
         self.task_id = task_id
@@ -125,6 +140,7 @@ class TaskRun(Aggregate):
         self.attempt = 0
         self.retry_at: datetime | None = None
         self.session_id: UUID | None = None
+        self.station: str | None = None
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
 
@@ -152,6 +168,7 @@ class TaskRun(Aggregate):
         self.attempt = attempt
         self.status = "running"
         self.session_id = session_id
+        self.station = station
         self.retry_at = None
         if self.started_at is None:
             self.started_at = self.modified_on
@@ -159,13 +176,22 @@ class TaskRun(Aggregate):
     def succeed(self, counts: dict[str, int], duration_seconds: float) -> None:
         self._check_status("succeed", "running")
         self._succeed(
-            company=self.company, kind=self.kind, attempt=self.attempt, counts=dict(counts),
+            company=self.company,
+            kind=self.kind,
+            station=self.station,
+            attempt=self.attempt,
+            counts=dict(counts),
             duration_seconds=duration_seconds,
         )
 
     @event(Succeeded)
     def _succeed(
-        self, company: str, kind: str, attempt: int, counts: dict[str, int],
+        self,
+        company: str,
+        kind: str,
+        station: str | None,
+        attempt: int,
+        counts: dict[str, int],
         duration_seconds: float,
     ) -> None:
         self.status = "succeeded"
@@ -173,26 +199,41 @@ class TaskRun(Aggregate):
         self.finished_at = self.modified_on
 
     def fail_attempt(
-        self, error_class: str, error_message: str, duration_seconds: float, timed_out: bool,
+        self,
+        error_class: str,
+        error_message: str,
+        duration_seconds: float,
+        timed_out: bool,
         retry_at: datetime | None,
     ) -> None:
         """Record a failed attempt, then a retry at ``retry_at`` or, after the last, the failure."""
         self._check_status("fail", "running")
         self._fail_attempt(
-            attempt=self.attempt, error_class=error_class, error_message=error_message,
-            duration_seconds=duration_seconds, timed_out=timed_out,
+            attempt=self.attempt,
+            error_class=error_class,
+            error_message=error_message,
+            duration_seconds=duration_seconds,
+            timed_out=timed_out,
         )
         if self.attempt < self.max_attempts and retry_at is not None:
             self._schedule_retry(attempt=self.attempt + 1, retry_at=retry_at)
         else:
             self._fail(
-                company=self.company, kind=self.kind, attempts=self.attempt,
-                error_class=error_class, error_message=error_message,
+                company=self.company,
+                kind=self.kind,
+                station=self.station,
+                attempts=self.attempt,
+                error_class=error_class,
+                error_message=error_message,
             )
 
     @event(AttemptFailed)
     def _fail_attempt(
-        self, attempt: int, error_class: str, error_message: str, duration_seconds: float,
+        self,
+        attempt: int,
+        error_class: str,
+        error_message: str,
+        duration_seconds: float,
         timed_out: bool,
     ) -> None:
         self.session_id = None
@@ -204,7 +245,13 @@ class TaskRun(Aggregate):
 
     @event(Failed)
     def _fail(
-        self, company: str, kind: str, attempts: int, error_class: str, error_message: str
+        self,
+        company: str,
+        kind: str,
+        station: str | None,
+        attempts: int,
+        error_class: str,
+        error_message: str,
     ) -> None:
         self.status = "failed"
         self.finished_at = self.modified_on
@@ -214,24 +261,38 @@ class TaskRun(Aggregate):
         self._check_status("be abandoned", "running")
         final = self.attempt >= self.max_attempts or retry_at is None
         self._abandon(
-            company=self.company, kind=self.kind, attempt=self.attempt, reason=reason, final=final
+            company=self.company,
+            kind=self.kind,
+            station=self.station,
+            attempt=self.attempt,
+            reason=reason,
+            final=final,
         )
         if not final:
             assert retry_at is not None
             self._schedule_retry(attempt=self.attempt + 1, retry_at=retry_at)
 
     @event(Abandoned)
-    def _abandon(self, company: str, kind: str, attempt: int, reason: str, final: bool) -> None:
+    def _abandon(
+        self,
+        company: str,
+        kind: str,
+        station: str | None,
+        attempt: int,
+        reason: str,
+        final: bool,
+    ) -> None:
         self.session_id = None
         if final:
             self.status = "abandoned"
             self.finished_at = self.modified_on
 
-    def skip(self, reason: str) -> None:
+    def skip(self, reason: str, station: str) -> None:
+        """Record that the occurrence will not run, as decided on ``station``."""
         self._check_status("be skipped", "scheduled", "retrying")
-        self._skip(company=self.company, kind=self.kind, reason=reason)
+        self._skip(company=self.company, kind=self.kind, station=station, reason=reason)
 
     @event(Skipped)
-    def _skip(self, company: str, kind: str, reason: str) -> None:
+    def _skip(self, company: str, kind: str, station: str | None, reason: str) -> None:
         self.status = "skipped"
         self.finished_at = self.modified_on

@@ -9,6 +9,16 @@ from engine.projections.runner import Projection, ProjectionRunner
 from engine.projections.service_view import ServiceView, ServiceViewProjection
 from engine.projections.status_texts import status_text
 
+
+def all_projections() -> list[Projection]:
+    """Every read model of the engine, fed by one :class:`ProjectionRunner`."""
+    from engine.projections.companies import CompanyList
+    from engine.projections.runs import RunList
+    from engine.projections.tasks import TaskList
+
+    return [ServiceViewProjection(), LogList(), CompanyList(), TaskList(), RunList()]
+
+
 __all__ = [
     "LogEntry",
     "LogList",
@@ -16,5 +26,6 @@ __all__ = [
     "ProjectionRunner",
     "ServiceView",
     "ServiceViewProjection",
+    "all_projections",
     "status_text",
 ]

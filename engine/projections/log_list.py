@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from engine.adapters.schema import log_entries
 from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
+from engine.domain.task_run import TaskRun
 from engine.projections.runner import NumberedEvent, Projection
 
 LogStatus = Literal["ok", "warning", "error"]
@@ -40,8 +41,35 @@ class LogEntry:
         }
 
 
+RUN_OUTCOMES = (TaskRun.Succeeded, TaskRun.Failed, TaskRun.Abandoned, TaskRun.Skipped)
+
+
+def _describe_run_outcome(event: Any) -> tuple[LogStatus, str] | None:
+    """Return the status and message of a run outcome event, if ``event`` is one."""
+    match event:
+        case TaskRun.Succeeded():
+            done = ", ".join(f"{name}={count}" for name, count in sorted(event.counts.items()))
+            return "ok", (
+                f"Run succeeded on attempt {event.attempt} in {event.duration_seconds:.2f} s: "
+                f"{done or 'nothing to do'}"
+            )
+        case TaskRun.Failed():
+            return "error", (
+                f"Run failed after {event.attempts} attempt(s): {event.error_class}: "
+                f"{event.error_message}"
+            )
+        case TaskRun.Abandoned() if event.final:
+            return "error", f"Run abandoned on attempt {event.attempt}: {event.reason}"
+        case TaskRun.Skipped():
+            return "warning", f"Run skipped: {event.reason}"
+    return None
+
+
 def _describe(event: Any) -> tuple[str, LogStatus, str] | None:
     """Return the operation, status and message that ``event`` adds to the log, if any."""
+    outcome = _describe_run_outcome(event)
+    if outcome is not None:
+        return event.kind, outcome[0], outcome[1]
     match event:
         case ServiceConfiguration.Configured():
             return "configured", "ok", f"Service configured with account {event.account}"
@@ -92,10 +120,12 @@ class LogList(Projection):
             described = _describe(event)
             if described is not None:
                 operation, status, message = described
+                is_run = isinstance(event, RUN_OUTCOMES)
                 rows.append({
                     "notification_id": notification_id, "time": event.timestamp,
                     "station": event.station, "operation": operation, "status": status,
-                    "message": message, "company": None, "run_id": None,
+                    "message": message, "company": event.company if is_run else None,
+                    "run_id": str(event.originator_id) if is_run else None,
                 })
         if rows:
             connection.execute(insert(log_entries), rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -11,8 +13,12 @@ from engine.adapters.lease_sqlalchemy import SqlHostLeases
 from engine.adapters.schema import create_tables
 from engine.application import Connection, ServiceApplication
 from engine.domain.errors import DomainError
+from engine.operations.registry import OperationRegistry
 from engine.ports import Clock, CredentialChecker, SystemClock
+from engine.projections import all_projections
+from engine.projections.runner import ProjectionRunner
 from engine.settings import Settings
+from engine.tasks import TaskService
 
 SUPPORTED_URLS = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
 
@@ -60,6 +66,50 @@ def connection_fields(settings: Settings) -> Connection:
     )
 
 
+@dataclass(frozen=True)
+class Engine:
+    """The engine as one station uses it: the service lifecycle and the tasks."""
+
+    service: ServiceApplication
+    tasks: TaskService
+
+
+def build_engine(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    credentials: CredentialChecker | None = None,
+    registry: OperationRegistry | None = None,
+) -> Engine:
+    """Open the store named by ``settings``; wire every adapter the engine uses."""
+    connection = connection_fields(settings)
+    if settings.uses_embedded_store:
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = open_sql_store(settings.store_url, create_schema=create_tables)
+    engine = store.sql_engine
+    clock = clock or SystemClock()
+    projections = ProjectionRunner(
+        engine, store.recorder, store.mapper, all_projections(), events_table=store.events_table
+    )
+    service = ServiceApplication(
+        store=store,
+        engine=engine,
+        leases=SqlHostLeases(engine),
+        credentials=credentials or LazyCredentialChecker(settings.credential_checker),
+        clock=clock,
+        station=settings.station,
+        connection=connection,
+        lease_seconds=settings.lease_seconds,
+        projections=projections,
+    )
+    tasks = TaskService(
+        store=store, engine=engine, projections=projections,
+        registry=registry or OperationRegistry(), clock=clock, station=service.station,
+        home=settings.home,
+    )
+    return Engine(service=service, tasks=tasks)
+
+
 def build_application(
     settings: Settings,
     *,
@@ -67,18 +117,4 @@ def build_application(
     credentials: CredentialChecker | None = None,
 ) -> ServiceApplication:
     """Open the store named by ``settings`` and return the service as seen from its station."""
-    connection = connection_fields(settings)
-    if settings.uses_embedded_store:
-        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = open_sql_store(settings.store_url, create_schema=create_tables)
-    engine = store.sql_engine
-    return ServiceApplication(
-        store=store,
-        engine=engine,
-        leases=SqlHostLeases(engine),
-        credentials=credentials or LazyCredentialChecker(settings.credential_checker),
-        clock=clock or SystemClock(),
-        station=settings.station,
-        connection=connection,
-        lease_seconds=settings.lease_seconds,
-    )
+    return build_engine(settings, clock=clock, credentials=credentials).service

@@ -65,9 +65,9 @@ def test_abandoned_attempt_is_retried_while_attempts_remain() -> None:
 
 def test_skip_only_before_it_runs() -> None:
     run = new_run()
-    run.skip("catch-up policy latest")
+    run.skip("catch-up policy latest", "BIURO")
     assert run.status == "skipped"
     other = new_run()
     other.start("BIURO", 1, uuid4())
     with pytest.raises(TaskRunError):
-        other.skip("too late")
+        other.skip("too late", "BIURO")

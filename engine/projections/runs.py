@@ -1,0 +1,181 @@
+"""The run list: every occurrence of every task with its current status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from engine.adapters.schema import runs
+from engine.domain.task_run import TaskRun
+from engine.projections.runner import NumberedEvent, Projection
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: UUID
+    task_id: UUID
+    company: str
+    kind: str
+    scheduled_for: datetime
+    manual: bool
+    status: str
+    attempts: int
+    max_attempts: int
+    retry_at: datetime | None
+    session_id: UUID | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    counts: dict[str, int] | None
+    error: str | None
+
+    @property
+    def due_at(self) -> datetime:
+        return self.retry_at if self.status == "retrying" and self.retry_at else self.scheduled_for
+
+    def as_json(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": str(self.id), "task_id": str(self.task_id), "kind": self.kind,
+            "company": self.company, "scheduled_for": self.scheduled_for.isoformat(),
+            "manual": self.manual, "status": self.status, "attempts": self.attempts,
+            "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
+            "retry_at": iso(self.retry_at), "duration_seconds": self.duration_seconds,
+            "counts": self.counts, "error": self.error,
+        }
+
+
+def _changes(event: Any) -> dict[str, Any]:
+    """The columns an event of a run changes."""
+    match event:
+        case TaskRun.Started():
+            return {
+                "status": "running", "attempts": event.attempt, "retry_at": None,
+                "session_id": str(event.session_id),
+                "started_at": func.coalesce(runs.c.started_at, event.timestamp),
+            }
+        case TaskRun.AttemptFailed():
+            return {
+                "session_id": None, "duration_seconds": event.duration_seconds,
+                "error": f"{event.error_class}: {event.error_message}",
+            }
+        case TaskRun.RetryScheduled():
+            return {"status": "retrying", "retry_at": event.retry_at}
+        case TaskRun.Succeeded():
+            return {
+                "status": "succeeded", "session_id": None, "finished_at": event.timestamp,
+                "duration_seconds": event.duration_seconds, "counts": event.counts,
+                "error": None,
+            }
+        case TaskRun.Failed():
+            return {"status": "failed", "finished_at": event.timestamp}
+        case TaskRun.Abandoned():
+            changes: dict[str, Any] = {"session_id": None, "error": event.reason}
+            if event.final:
+                changes.update(status="abandoned", finished_at=event.timestamp)
+            return changes
+        case TaskRun.Skipped():
+            return {"status": "skipped", "finished_at": event.timestamp, "error": event.reason}
+    return {}
+
+
+class RunList(Projection):
+    """``soa_runs``: one row per task run."""
+
+    name = "runs"
+    tables = (runs,)
+
+    def apply(self, connection: Connection, events: Sequence[NumberedEvent]) -> None:
+        for _, event in events:
+            if isinstance(event, TaskRun.Scheduled):
+                connection.execute(insert(runs).values(
+                    id=str(event.originator_id), task_id=str(event.task_id),
+                    company=event.company, kind=event.kind, scheduled_for=event.scheduled_for,
+                    manual=event.manual, status="scheduled", attempts=0,
+                    max_attempts=event.max_attempts,
+                ))
+                continue
+            changes = _changes(event)
+            if changes:
+                connection.execute(
+                    update(runs).where(runs.c.id == str(event.originator_id)).values(**changes)
+                )
+
+    @staticmethod
+    def read(
+        engine: Engine,
+        *,
+        task_id: UUID | None = None,
+        status: str | None = None,
+        statuses: Sequence[str] = (),
+        limit: int | None = 100,
+        oldest_first: bool = False,
+    ) -> list[RunView]:
+        query = select(runs)
+        if task_id is not None:
+            query = query.where(runs.c.task_id == str(task_id))
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        if statuses:
+            query = query.where(runs.c.status.in_(list(statuses)))
+        order = runs.c.scheduled_for.asc() if oldest_first else runs.c.scheduled_for.desc()
+        query = query.order_by(order, runs.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with engine.connect() as connection:
+            return [_view(row) for row in connection.execute(query)]
+
+    @staticmethod
+    def get(engine: Engine, run_id: UUID) -> RunView | None:
+        with engine.connect() as connection:
+            row = connection.execute(select(runs).where(runs.c.id == str(run_id))).first()
+        return _view(row) if row is not None else None
+
+    @staticmethod
+    def last_scheduled(engine: Engine) -> dict[UUID, datetime]:
+        """Each task's latest scheduled (not manual) occurrence: where its schedule got to."""
+        query = (
+            select(runs.c.task_id, func.max(runs.c.scheduled_for))
+            .where(runs.c.manual.is_(False))
+            .group_by(runs.c.task_id)
+        )
+        with engine.connect() as connection:
+            return {UUID(task_id): latest for task_id, latest in connection.execute(query)}
+
+    @staticmethod
+    def consecutive_failures(engine: Engine, task_id: UUID, limit: int) -> int:
+        """How many of the task's latest finished runs failed in a row (at most ``limit``)."""
+        query = (
+            select(runs.c.status)
+            .where(runs.c.task_id == str(task_id))
+            .where(runs.c.status.in_(["succeeded", "failed", "abandoned"]))
+            .order_by(runs.c.scheduled_for.desc())
+            .limit(limit)
+        )
+        with engine.connect() as connection:
+            statuses = list(connection.execute(query).scalars())
+        count = 0
+        for status in statuses:
+            if status == "succeeded":
+                break
+            count += 1
+        return count
+
+
+def _view(row: Any) -> RunView:
+    # The result of func.max over a UtcDateTime column comes back naive on SQLite.
+    return RunView(
+        id=UUID(row.id), task_id=UUID(row.task_id), company=row.company, kind=row.kind,
+        scheduled_for=row.scheduled_for, manual=row.manual, status=row.status,
+        attempts=row.attempts, max_attempts=row.max_attempts, retry_at=row.retry_at,
+        session_id=UUID(row.session_id) if row.session_id else None,
+        started_at=row.started_at, finished_at=row.finished_at,
+        duration_seconds=row.duration_seconds, counts=row.counts, error=row.error,
+    )
