@@ -33,6 +33,7 @@ from engine.projections import LogEntry, LogList, ProjectionRunner, ServiceView,
 from engine.projections.log_list import LogStatus
 from engine.projections.service_view import ServiceViewProjection
 from engine.projections.status_texts import State
+from engine.projections.tasks import TaskList
 
 SAVE_ATTEMPTS = 5
 """How often the host's own records (stop, lease lost) are retried after a conflict."""
@@ -68,6 +69,7 @@ class ServiceStatus:
     station: str | None
     text: str
     host: HostInfo | None
+    warnings: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,7 @@ class ServiceStatus:
             "host": (
                 {"pid": self.host.pid, "since": self.host.since.isoformat()} if self.host else None
             ),
+            "warnings": list(self.warnings),
         }
 
 
@@ -124,6 +127,7 @@ class ServiceApplication:
         connection: Connection,
         lease_seconds: float,
         projections: ProjectionRunner,
+        failure_warning_threshold: int = 3,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -134,6 +138,7 @@ class ServiceApplication:
         self.connection = connection
         self.lease_seconds = lease_seconds
         self.projections = projections
+        self.failure_warning_threshold = failure_warning_threshold
 
     # -- queries ---------------------------------------------------------------------
 
@@ -154,6 +159,15 @@ class ServiceApplication:
             station=view.station,
             text=status_text(state, view.station, self.station, lang),
             host=host if state == "running" else None,
+            warnings=self._warnings(),
+        )
+
+    def _warnings(self) -> tuple[str, ...]:
+        """One line per task whose latest runs all failed (at least the threshold)."""
+        return tuple(
+            f"task {task.name!r} ({task.kind}, {task.company}, id {task.id}) failed "
+            f"{task.consecutive_failures} time(s) in a row"
+            for task in TaskList.failing(self.engine, self.failure_warning_threshold)
         )
 
     def configuration(self) -> ConfigurationView:

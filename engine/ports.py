@@ -77,3 +77,11 @@ class HostLeases(ABC):
     @abstractmethod
     def current(self) -> HostLease | None:
         """Return the current lease, if any."""
+
+
+class OperatorNotifier(ABC):
+    """Tells the operator about something that needs attention (e.g. a failing task)."""
+
+    @abstractmethod
+    def notify(self, subject: str, message: str) -> None:
+        """Deliver one notification; must not raise for delivery problems it can log."""

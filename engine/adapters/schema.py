@@ -130,6 +130,8 @@ tasks = Table(
     Column("paused", Boolean, nullable=False),
     Column("removed", Boolean, nullable=False),
     Column("schedule_from", UtcDateTime(), nullable=False),
+    Column("considered_through", UtcDateTime()),
+    Column("consecutive_failures", Integer, nullable=False),
     Column("version", Integer, nullable=False),
     Index("soa_tasks_company_idx", "company_id"),
 )

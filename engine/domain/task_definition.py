@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, get_args
 from uuid import UUID, uuid4
 
@@ -136,6 +137,20 @@ class TaskDefinition(Aggregate):
     class Removed(Aggregate.Event):
         """Signals that the task was removed."""
 
+    class CatchUpApplied(Aggregate.Event):
+        """Signals that occurrences missed up to ``through`` were handled by the catch-up
+        policy: ``replayed`` of ``missed`` were recorded as runs; ``bounded`` when the
+        limit on replayed occurrences cut the rest."""
+
+        company: str
+        kind: str
+        station: str
+        policy: str
+        missed: int
+        replayed: int
+        bounded: bool
+        through: datetime
+
     @staticmethod
     def create_id(**_: Any) -> UUID:
         return uuid4()
@@ -154,6 +169,7 @@ class TaskDefinition(Aggregate):
         self.paused = False
         self.removed = False
         self.schedule_from = self.created_on
+        self.considered_through: datetime | None = None
 
     def _set(
         self, name: str, schedule: dict[str, Any], catch_up: str, max_attempts: int,
@@ -283,3 +299,19 @@ class TaskDefinition(Aggregate):
     @event(Removed)
     def _remove(self) -> None:
         self.removed = True
+
+    def record_catch_up(
+        self, *, station: str, missed: int, replayed: int, bounded: bool, through: datetime
+    ) -> None:
+        """Record how missed occurrences up to ``through`` were handled."""
+        self._record_catch_up(
+            company=self.company, kind=self.kind, station=station, policy=self.catch_up,
+            missed=missed, replayed=replayed, bounded=bounded, through=through,
+        )
+
+    @event(CatchUpApplied)
+    def _record_catch_up(
+        self, company: str, kind: str, station: str, policy: str, missed: int, replayed: int,
+        bounded: bool, through: datetime,
+    ) -> None:
+        self.considered_through = through

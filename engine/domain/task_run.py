@@ -75,6 +75,7 @@ class TaskRun(Aggregate):
     class Abandoned(Aggregate.Event):
         """Signals that an attempt's host died while running it."""
 
+        task_id: UUID
         company: str
         kind: str
         station: str | None
@@ -91,6 +92,7 @@ class TaskRun(Aggregate):
     class Succeeded(Aggregate.Event):
         """Signals that an attempt finished; ``counts`` says what it did."""
 
+        task_id: UUID
         company: str
         kind: str
         station: str | None
@@ -101,6 +103,7 @@ class TaskRun(Aggregate):
     class Failed(Aggregate.Event):
         """Signals that the last allowed attempt failed: the run is over."""
 
+        task_id: UUID
         company: str
         kind: str
         station: str | None
@@ -111,6 +114,7 @@ class TaskRun(Aggregate):
     class Skipped(Aggregate.Event):
         """Signals that the occurrence will not run (catch-up policy, disabled task...)."""
 
+        task_id: UUID
         company: str
         kind: str
         station: str | None
@@ -144,6 +148,13 @@ class TaskRun(Aggregate):
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
 
+    def _about(self) -> dict[str, Any]:
+        """The fields every outcome event carries, so that readers need no lookups."""
+        return {
+            "task_id": self.task_id, "company": self.company, "kind": self.kind,
+            "station": self.station,
+        }
+
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
@@ -176,9 +187,7 @@ class TaskRun(Aggregate):
     def succeed(self, counts: dict[str, int], duration_seconds: float) -> None:
         self._check_status("succeed", "running")
         self._succeed(
-            company=self.company,
-            kind=self.kind,
-            station=self.station,
+            **self._about(),
             attempt=self.attempt,
             counts=dict(counts),
             duration_seconds=duration_seconds,
@@ -187,6 +196,7 @@ class TaskRun(Aggregate):
     @event(Succeeded)
     def _succeed(
         self,
+        task_id: UUID,
         company: str,
         kind: str,
         station: str | None,
@@ -219,9 +229,7 @@ class TaskRun(Aggregate):
             self._schedule_retry(attempt=self.attempt + 1, retry_at=retry_at)
         else:
             self._fail(
-                company=self.company,
-                kind=self.kind,
-                station=self.station,
+                **self._about(),
                 attempts=self.attempt,
                 error_class=error_class,
                 error_message=error_message,
@@ -246,6 +254,7 @@ class TaskRun(Aggregate):
     @event(Failed)
     def _fail(
         self,
+        task_id: UUID,
         company: str,
         kind: str,
         station: str | None,
@@ -261,9 +270,7 @@ class TaskRun(Aggregate):
         self._check_status("be abandoned", "running")
         final = self.attempt >= self.max_attempts or retry_at is None
         self._abandon(
-            company=self.company,
-            kind=self.kind,
-            station=self.station,
+            **self._about(),
             attempt=self.attempt,
             reason=reason,
             final=final,
@@ -275,6 +282,7 @@ class TaskRun(Aggregate):
     @event(Abandoned)
     def _abandon(
         self,
+        task_id: UUID,
         company: str,
         kind: str,
         station: str | None,
@@ -290,9 +298,11 @@ class TaskRun(Aggregate):
     def skip(self, reason: str, station: str) -> None:
         """Record that the occurrence will not run, as decided on ``station``."""
         self._check_status("be skipped", "scheduled", "retrying")
-        self._skip(company=self.company, kind=self.kind, station=station, reason=reason)
+        self._skip(**{**self._about(), "station": station}, reason=reason)
 
     @event(Skipped)
-    def _skip(self, company: str, kind: str, station: str | None, reason: str) -> None:
+    def _skip(
+        self, task_id: UUID, company: str, kind: str, station: str | None, reason: str
+    ) -> None:
         self.status = "skipped"
         self.finished_at = self.modified_on

@@ -146,7 +146,9 @@ def _lazy(load: Callable[[], Any]) -> OperationFactory:
 
     def factory() -> Operation:
         target = load()
-        operation = target() if callable(target) and not isinstance(target, Operation) else target
-        return operation  # type: ignore[no-any-return]
+        # A class or a factory function is called; an operation object is used as it is.
+        if isinstance(target, type) or (callable(target) and not hasattr(target, "run")):
+            target = target()
+        return target  # type: ignore[no-any-return]
 
     return factory

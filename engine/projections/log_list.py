@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from engine.adapters.schema import log_entries
 from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
+from engine.domain.task_definition import TaskDefinition
 from engine.domain.task_run import TaskRun
 from engine.projections.runner import NumberedEvent, Projection
 
@@ -42,6 +43,7 @@ class LogEntry:
 
 
 RUN_OUTCOMES = (TaskRun.Succeeded, TaskRun.Failed, TaskRun.Abandoned, TaskRun.Skipped)
+COMPANY_EVENTS = (*RUN_OUTCOMES, TaskDefinition.CatchUpApplied)
 
 
 def _describe_run_outcome(event: Any) -> tuple[LogStatus, str] | None:
@@ -62,6 +64,12 @@ def _describe_run_outcome(event: Any) -> tuple[LogStatus, str] | None:
             return "error", f"Run abandoned on attempt {event.attempt}: {event.reason}"
         case TaskRun.Skipped():
             return "warning", f"Run skipped: {event.reason}"
+        case TaskDefinition.CatchUpApplied():
+            limit = " (the limit on replayed occurrences cut the rest)" if event.bounded else ""
+            return ("warning" if event.bounded else "ok"), (
+                f"Catch-up ({event.policy}): {event.missed} missed occurrence(s), "
+                f"{event.replayed} run{limit}"
+            )
     return None
 
 
@@ -121,10 +129,11 @@ class LogList(Projection):
             if described is not None:
                 operation, status, message = described
                 is_run = isinstance(event, RUN_OUTCOMES)
+                has_company = isinstance(event, COMPANY_EVENTS)
                 rows.append({
                     "notification_id": notification_id, "time": event.timestamp,
                     "station": event.station, "operation": operation, "status": status,
-                    "message": message, "company": event.company if is_run else None,
+                    "message": message, "company": event.company if has_company else None,
                     "run_id": str(event.originator_id) if is_run else None,
                 })
         if rows:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from engine.adapters.schema import tasks
 from engine.domain.task_definition import TaskDefinition
+from engine.domain.task_run import TaskRun
 from engine.projections.runner import NumberedEvent, Projection
 
 
@@ -31,6 +32,8 @@ class TaskView:
     enabled: bool
     paused: bool
     schedule_from: datetime
+    considered_through: datetime | None
+    consecutive_failures: int
     version: int
 
     @property
@@ -48,6 +51,7 @@ class TaskView:
             "max_attempts": self.max_attempts, "backoff_seconds": self.backoff_seconds,
             "timeout_seconds": self.timeout_seconds, "params": self.params,
             "state": self.state, "schedule_from": self.schedule_from.isoformat(),
+            "consecutive_failures": self.consecutive_failures,
         }
 
 
@@ -70,7 +74,7 @@ class TaskList(Projection):
                         max_attempts=event.max_attempts, backoff_seconds=event.backoff_seconds,
                         timeout_seconds=event.timeout_seconds, params=event.params,
                         enabled=True, paused=False, removed=False,
-                        schedule_from=event.timestamp, version=version,
+                        schedule_from=event.timestamp, consecutive_failures=0, version=version,
                     ))
                 case TaskDefinition.Edited():
                     changes: dict[str, Any] = {
@@ -96,6 +100,17 @@ class TaskList(Projection):
                     connection.execute(
                         update(tasks).where(row).values(paused=paused, version=version)
                     )
+                case TaskDefinition.CatchUpApplied():
+                    connection.execute(update(tasks).where(row).values(
+                        considered_through=event.through, version=version
+                    ))
+                case TaskRun.Succeeded():
+                    connection.execute(update(tasks).where(
+                        tasks.c.id == str(event.task_id)).values(consecutive_failures=0))
+                case TaskRun.Failed() | TaskRun.Abandoned() if getattr(event, "final", True):
+                    connection.execute(update(tasks).where(
+                        tasks.c.id == str(event.task_id)).values(
+                        consecutive_failures=tasks.c.consecutive_failures + 1))
                 case TaskDefinition.Removed():
                     connection.execute(
                         update(tasks).where(row).values(removed=True, version=version)
@@ -111,6 +126,15 @@ class TaskList(Projection):
         if task_id is not None:
             query = query.where(tasks.c.id == str(task_id))
         query = query.order_by(tasks.c.company, tasks.c.name, tasks.c.id)
+        with engine.connect() as connection:
+            return [_view(row) for row in connection.execute(query)]
+
+    @staticmethod
+    def failing(engine: Engine, threshold: int) -> list[TaskView]:
+        """Tasks whose latest ``threshold`` or more finished runs all failed."""
+        query = select(tasks).where(tasks.c.removed.is_(False)).where(
+            tasks.c.consecutive_failures >= threshold
+        )
         with engine.connect() as connection:
             return [_view(row) for row in connection.execute(query)]
 
@@ -132,5 +156,7 @@ def _view(row: Any) -> TaskView:
         name=row.name, schedule=dict(row.schedule), catch_up=row.catch_up,
         max_attempts=row.max_attempts, backoff_seconds=row.backoff_seconds,
         timeout_seconds=row.timeout_seconds, params=dict(row.params), enabled=row.enabled,
-        paused=row.paused, schedule_from=row.schedule_from, version=row.version,
+        paused=row.paused, schedule_from=row.schedule_from,
+        considered_through=row.considered_through,
+        consecutive_failures=row.consecutive_failures, version=row.version,
     )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from uuid import UUID
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -10,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 from engine.adapters.credentials import LazyCredentialChecker
 from engine.adapters.event_store import open_sql_store
 from engine.adapters.lease_sqlalchemy import SqlHostLeases
+from engine.adapters.notifier_log import LoggingNotifier
 from engine.adapters.schema import create_tables
 from engine.application import Connection, ServiceApplication
 from engine.domain.errors import DomainError
@@ -17,6 +22,7 @@ from engine.operations.registry import OperationRegistry
 from engine.ports import Clock, CredentialChecker, SystemClock
 from engine.projections import all_projections
 from engine.projections.runner import ProjectionRunner
+from engine.service_host.host import SchedulerFactory
 from engine.settings import Settings
 from engine.tasks import TaskService
 
@@ -101,6 +107,7 @@ def build_engine(
         connection=connection,
         lease_seconds=settings.lease_seconds,
         projections=projections,
+        failure_warning_threshold=settings.failure_warning_threshold,
     )
     tasks = TaskService(
         store=store, engine=engine, projections=projections,
@@ -108,6 +115,29 @@ def build_engine(
         home=settings.home,
     )
     return Engine(service=service, tasks=tasks)
+
+
+def scheduler_factory(
+    engine: Engine, settings: Settings, logger: logging.Logger
+) -> SchedulerFactory:
+    """How the host builds its task scheduler for a session."""
+    from engine.service_host.scheduler import SchedulerSettings, TaskScheduler
+
+    scheduler_settings = SchedulerSettings(
+        max_concurrent_runs=settings.max_concurrent_runs,
+        max_catch_up=settings.max_catch_up,
+        failure_warning_threshold=settings.failure_warning_threshold,
+        stop_grace_seconds=settings.stop_grace_seconds,
+    )
+
+    def build(session_id: UUID, may_run: Callable[[], bool]) -> TaskScheduler:
+        return TaskScheduler(
+            service=engine.tasks, session_id=session_id, pid=os.getpid(),
+            settings=scheduler_settings, notifier=LoggingNotifier(logger), logger=logger,
+            may_run=may_run,
+        )
+
+    return build
 
 
 def build_application(

@@ -6,10 +6,8 @@ on stderr that says what is wrong and what is allowed; nothing is recorded then.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -20,10 +18,18 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.application import ServiceApplication
 from engine.domain.errors import DomainError
 from engine.projections.log_list import LOG_STATUSES
-from engine.service_host.bootstrap import build_application
+from engine.service_host.bootstrap import scheduler_factory
+from engine.service_host.cli_support import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_REFUSED,
+    Context,
+    context,
+    print_json,
+)
+from engine.service_host.cli_tasks import companies, runs, tasks
 from engine.service_host.host import ServiceHost
 from engine.service_host.process import (
     Outcome,
@@ -31,41 +37,8 @@ from engine.service_host.process import (
     start_background,
     stop_background,
 )
-from engine.settings import Settings
 
-EXIT_OK, EXIT_FAILURE, EXIT_REFUSED = 0, 1, 2
 LANGS = click.Choice(["pl", "en"])
-
-
-@dataclass
-class Context:
-    """Global options; the application is opened on first use."""
-
-    overrides: dict[str, Any]
-    _settings: Settings | None = None
-    _app: ServiceApplication | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = Settings(**self.overrides)
-        return self._settings
-
-    @property
-    def app(self) -> ServiceApplication:
-        if self._app is None:
-            self._app = build_application(self.settings)
-        return self._app
-
-
-def _context() -> Context:
-    context = click.get_current_context().find_object(Context)
-    assert context is not None
-    return context
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,10 +59,10 @@ def cli(ctx: click.Context, station: str | None, database_url: str | None,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(lang: str | None, as_json: bool) -> int:
     """Show whether the service is configured and running, and on which station."""
-    context = _context()
-    result = context.app.status(lang or context.settings.lang)
+    current = context()
+    result = current.app.status(lang or current.settings.lang)
     if as_json:
-        _print_json(result.as_json())
+        print_json(result.as_json())
     else:
         click.echo(result.text)
     return EXIT_OK
@@ -108,7 +81,7 @@ def configure_account(name: str, password_stdin: bool) -> int:
 
     The password is asked for every time and never stored.
     """
-    app = _context().app
+    app = context().app
     app.check_can_set_account(name)
     password = _read_password(name, password_stdin)
     app.set_account(name, password)
@@ -129,7 +102,7 @@ def _read_password(account: str, from_stdin: bool) -> str:
 @click.argument("days", type=int)
 def configure_log_retention(days: int) -> int:
     """Delete log entries older than DAYS days (5 to 30; default 10)."""
-    changed = _context().app.set_log_retention(days)
+    changed = context().app.set_log_retention(days)
     click.echo(f"log retention {'set to' if changed else 'already was'} {days} days")
     return EXIT_OK
 
@@ -138,9 +111,9 @@ def configure_log_retention(days: int) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def configure_show(as_json: bool) -> int:
     """Show the configuration (never a password: none is kept)."""
-    data = _context().app.configuration().as_json()
+    data = context().app.configuration().as_json()
     if as_json:
-        _print_json(data)
+        print_json(data)
         return EXIT_OK
     table = Table(show_header=False, box=None)
     for key, value in data.items():
@@ -152,15 +125,15 @@ def configure_show(as_json: bool) -> int:
 @cli.command()
 def start() -> int:
     """Start the service on this station in the background; return once it runs."""
-    context = _context()
-    return _report(start_background(context.app, context.settings))
+    current = context()
+    return _report(start_background(current.app, current.settings))
 
 
 @cli.command()
 def stop() -> int:
     """Stop the service running on this station; return once it has stopped."""
-    context = _context()
-    return _report(stop_background(context.app, context.settings))
+    current = context()
+    return _report(stop_background(current.app, current.settings))
 
 
 def _report(outcome: Outcome) -> int:
@@ -172,17 +145,20 @@ def _report(outcome: Outcome) -> int:
 @cli.command()
 def host() -> int:
     """Run the service in the foreground (for systemd or a Windows service manager)."""
-    context = _context()
+    current = context()
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logger = logging.getLogger("soa.host")
     service_host = ServiceHost(
-        context.app, heartbeat_seconds=context.settings.heartbeat_seconds,
-        logger=logging.getLogger("soa.host"),
+        current.app, heartbeat_seconds=current.settings.heartbeat_seconds, logger=logger,
+        refresh_seconds=current.settings.refresh_seconds,
+        scheduler_factory=scheduler_factory(current.engine, current.settings, logger),
     )
     service_host.install_signal_handlers()
-    record_crash_if_host_gone(context.app)
+    record_crash_if_host_gone(current.app)
     return service_host.run()
 
 
@@ -210,11 +186,11 @@ def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) 
 def logs(since: datetime | None, status_: Any, operation: str | None, company: str | None,
          limit: int, as_json: bool) -> int:
     """List what the service did, newest first (entries older than the retention are gone)."""
-    entries = _context().app.logs(
+    entries = context().app.logs(
         since=since, status=status_, operation=operation, company=company, limit=limit
     )
     if as_json:
-        _print_json([entry.as_json() for entry in entries])
+        print_json([entry.as_json() for entry in entries])
         return EXIT_OK
     table = Table("time", "station", "operation", "status", "message", "company", "run id")
     for entry in entries:
@@ -224,6 +200,11 @@ def logs(since: datetime | None, status_: Any, operation: str | None, company: s
         )
     Console(width=160).print(table)
     return EXIT_OK
+
+
+cli.add_command(companies)
+cli.add_command(tasks)
+cli.add_command(runs)
 
 
 def _echo_error(message: str) -> None:

@@ -7,8 +7,12 @@ import os
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
+from typing import Protocol
+from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,12 +25,27 @@ EXIT_STOPPED = 0
 EXIT_LEASE_LOST = 1
 
 
+class Scheduler(Protocol):
+    """What the host needs of the task scheduler (see :mod:`.scheduler`)."""
+
+    def start(self) -> None: ...
+    def refresh(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+SchedulerFactory = Callable[[UUID, Callable[[], bool]], Scheduler]
+"""Builds the scheduler of a host session, given the session and a may-run check."""
+
+
 class ServiceHost:
     """Runs the service until SIGTERM/SIGINT, or until it finds it no longer owns it.
 
-    Holds a heartbeat lease, renewed every ``heartbeat_seconds``; applies
-    parameter changes (the log retention) live, and deletes expired log entries
-    at start, every hour and at every retention change.
+    Every ``refresh_seconds`` it picks up changed definitions and dispatches due
+    runs; every ``heartbeat_seconds`` it renews its lease. It starts attempts only
+    while its lease is surely valid (renewed less than ``lease_seconds -
+    heartbeat_seconds`` ago). It applies parameter changes (the log retention)
+    live and deletes expired log entries at start, every hour and at every
+    retention change.
     """
 
     def __init__(
@@ -35,13 +54,18 @@ class ServiceHost:
         *,
         heartbeat_seconds: float,
         logger: logging.Logger,
+        refresh_seconds: float = 1.0,
+        scheduler_factory: SchedulerFactory | None = None,
     ) -> None:
         self.app = app
         self.heartbeat_seconds = heartbeat_seconds
+        self.refresh_seconds = min(refresh_seconds, heartbeat_seconds)
         self.logger = logger
+        self.scheduler_factory = scheduler_factory
         self.pid = os.getpid()
         self.machine = socket.gethostname()
         self.stopping = threading.Event()
+        self._lease_renewed_at = time.monotonic()
 
     def request_stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
         """Ask the host to finish its current work and stop (the signal handler)."""
@@ -53,39 +77,71 @@ class ServiceHost:
         if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl+Break, console close
             signal.signal(signal.SIGBREAK, self.request_stop)
 
+    def lease_is_safe(self) -> bool:
+        """True while no other host can consider this host's lease expired."""
+        margin = self.app.lease_seconds - self.heartbeat_seconds
+        return time.monotonic() - self._lease_renewed_at < margin and not self.stopping.is_set()
+
     def run(self) -> int:
         """Start the service here and run it; return the process exit code.
 
         :raises DomainError: if the service may not start here (nothing is recorded).
         """
         session_id = self.app.begin_host_session(self.pid, self.machine)
+        self._lease_renewed_at = time.monotonic()
         self.logger.info(
             "service started on station %s (session %s, process %d)",
             self.app.station, session_id, self.pid,
         )
+        scheduler = (
+            self.scheduler_factory(session_id, self.lease_is_safe)
+            if self.scheduler_factory else None
+        )
+        try:
+            return self._serve(session_id, scheduler)
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+
+    def _serve(self, session_id: UUID, scheduler: Scheduler | None) -> int:
         retention = self.app.view().log_retention_days
         last_prune = self._prune()
-        while not self.stopping.wait(self.heartbeat_seconds):
+        if scheduler is not None:
+            scheduler.start()
+        last_beat = time.monotonic()
+        while not self.stopping.wait(self.refresh_seconds):
             try:
-                if not self.app.heartbeat(session_id):
-                    self.app.record_lease_lost(session_id, self.pid)
-                    self.logger.warning(
-                        "the service no longer belongs to this host (lease lost); stopping"
-                    )
-                    return EXIT_LEASE_LOST
-                current = self.app.view().log_retention_days
-                if current != retention or self.app.clock.now() - last_prune >= PRUNE_EVERY:
-                    if current != retention:
-                        self.logger.info("log retention is now %d days", current)
-                    retention = current
-                    last_prune = self._prune()
+                if time.monotonic() - last_beat >= self.heartbeat_seconds:
+                    last_beat = time.monotonic()
+                    if not self.app.heartbeat(session_id):
+                        return self._lease_lost(session_id)
+                    self._lease_renewed_at = last_beat
+                    retention, last_prune = self._apply_parameters(retention, last_prune)
+                if scheduler is not None:
+                    scheduler.refresh()
             except (SQLAlchemyError, PersistenceError) as error:
                 self.logger.error("database unreachable, retrying: %s", _first_line(error))
+        if scheduler is not None:
+            scheduler.stop()
         if not self.app.end_host_session(session_id, self.pid):
             self.logger.warning("the service had been taken over; recorded the lost lease")
             return EXIT_LEASE_LOST
         self.logger.info("service stopped on station %s", self.app.station)
         return EXIT_STOPPED
+
+    def _lease_lost(self, session_id: UUID) -> int:
+        self.stopping.set()
+        self.app.record_lease_lost(session_id, self.pid)
+        self.logger.warning("the service no longer belongs to this host (lease lost); stopping")
+        return EXIT_LEASE_LOST
+
+    def _apply_parameters(self, retention: int, last_prune: datetime) -> tuple[int, datetime]:
+        current = self.app.view().log_retention_days
+        if current != retention or self.app.clock.now() - last_prune >= PRUNE_EVERY:
+            if current != retention:
+                self.logger.info("log retention is now %d days", current)
+            return current, self._prune()
+        return retention, last_prune
 
     def _prune(self) -> datetime:
         deleted = self.app.prune_logs()

@@ -1,0 +1,427 @@
+"""Running task occurrences in the host, exactly once each.
+
+APScheduler holds only in-memory timers, one per active task, rebuilt from the
+stored definitions whenever they change; the event store stays the one source
+of truth. When a timer fires, the occurrences due up to now are recorded as
+task runs (their ids derive from task and instant, so a second recording of
+one occurrence, by any host, is refused) and dispatched to a bounded pool.
+An attempt starts only by recording ``Started`` on the run, which optimistic
+concurrency lets exactly one host do.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
+    BackgroundScheduler,
+)
+from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
+from eventsourcing.persistence import IntegrityError
+
+from engine.adapters.checkpoints_sqlalchemy import SqlCheckpointStore
+from engine.domain.errors import DomainError
+from engine.domain.task_definition import RetryPolicy, TaskDefinition
+from engine.domain.task_run import TaskRun
+from engine.operations.contract import RunContext
+from engine.ports import OperatorNotifier
+from engine.projections.runs import RunList, RunView
+from engine.projections.tasks import TaskList, TaskView
+from engine.scheduling.occurrences import next_occurrence, occurrences
+from engine.scheduling.schedule import Schedule
+from engine.tasks import TaskService
+
+ON_TIME_SECONDS = 60.0
+"""An occurrence older than this when its timer fires counts as missed (catch-up policy)."""
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    max_concurrent_runs: int = 4
+    max_catch_up: int = 100
+    failure_warning_threshold: int = 3
+    stop_grace_seconds: float = 30.0
+
+
+class OccurrenceTrigger(BaseTrigger):  # type: ignore[misc]
+    """An APScheduler trigger firing at a schedule's occurrences (with the DST policy)."""
+
+    def __init__(self, schedule: Schedule, not_before: datetime) -> None:
+        self.schedule = schedule
+        self.not_before = not_before
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        after = previous_fire_time or max(now, self.not_before)
+        return next_occurrence(self.schedule, after)
+
+
+@dataclass
+class _Attempt:
+    result: Mapping[str, int] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class TaskScheduler:
+    """Records and runs the occurrences of active tasks while ``may_run()`` holds."""
+
+    def __init__(
+        self,
+        *,
+        service: TaskService,
+        session_id: UUID,
+        pid: int,
+        settings: SchedulerSettings,
+        notifier: OperatorNotifier,
+        logger: logging.Logger,
+        may_run: Callable[[], bool],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.service = service
+        self.session_id = session_id
+        self.pid = pid
+        self.settings = settings
+        self.notifier = notifier
+        self.logger = logger
+        self.may_run = may_run
+        self.rng = rng or random.Random()
+        self._lock = threading.RLock()
+        self._timers = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        )
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_runs, thread_name_prefix="soa-run"
+        )
+        self._tasks: dict[UUID, TaskView] = {}
+        self._cursors: dict[UUID, datetime] = {}
+        self._running: dict[UUID, UUID] = {}
+        self._contexts: dict[UUID, RunContext] = {}
+        self._fingerprint: tuple[int, int] | None = None
+        self._stopping = False
+
+    @property
+    def clock_now(self) -> datetime:
+        return self.service.clock.now()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover runs of dead hosts, catch up missed occurrences, start the timers."""
+        self._recover()
+        self._timers.start()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Pick up changed definitions (from any station) and dispatch due runs."""
+        if self._stopping:
+            return
+        self.service.projections.catch_up()
+        fingerprint = TaskList.fingerprint(self.service.engine)
+        if fingerprint != self._fingerprint:
+            self._sync(fingerprint)
+        self.dispatch()
+
+    def stop(self) -> None:
+        """Stop firing; let running attempts finish for the grace period, then cancel them.
+
+        Calling it again does nothing.
+        """
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+        self._timers.shutdown(wait=False)
+        deadline = time.monotonic() + self.settings.stop_grace_seconds
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            for context in self._contexts.values():
+                context.cancelled.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- definitions and timers --------------------------------------------------------
+
+    def _sync(self, fingerprint: tuple[int, int]) -> None:
+        with self._lock:
+            definitions = {task.id: task for task in TaskList.read(self.service.engine)}
+            last = RunList.last_scheduled(self.service.engine)
+            for task_id in list(self._tasks):
+                current = definitions.get(task_id)
+                if current is None or not current.is_active:
+                    self._drop_timer(task_id)
+            for task in definitions.values():
+                known = self._tasks.get(task.id)
+                if not task.is_active or (known is not None and known.version == task.version):
+                    continue
+                self._tasks[task.id] = task
+                self._cursors[task.id] = max(
+                    moment for moment in (
+                        task.schedule_from, task.considered_through, last.get(task.id)
+                    ) if moment is not None
+                )
+                self._on_timer(task.id)
+                self._timers.add_job(
+                    self._on_timer, OccurrenceTrigger(
+                        Schedule.from_dict(task.schedule), self._cursors[task.id]
+                    ), args=(task.id,), id=str(task.id), replace_existing=True,
+                )
+            self._all_tasks = definitions
+            self._fingerprint = fingerprint
+
+    def _drop_timer(self, task_id: UUID) -> None:
+        self._tasks.pop(task_id, None)
+        self._cursors.pop(task_id, None)
+        if self._timers.get_job(str(task_id)) is not None:
+            self._timers.remove_job(str(task_id))
+
+    def _on_timer(self, task_id: UUID) -> None:
+        """Record the occurrences of the task due by now, then dispatch."""
+        try:
+            with self._lock:
+                task = self._tasks.get(task_id)
+                if task is None or self._stopping or not self.may_run():
+                    return
+                self._record_due(task, self.clock_now)
+            self.dispatch()
+        except Exception:
+            self.logger.exception("recording the occurrences of task %s failed", task_id)
+
+    def _record_due(self, task: TaskView, now: datetime) -> None:
+        schedule = Schedule.from_dict(task.schedule)
+        cursor = self._cursors[task.id]
+        on_time_from = now - timedelta(seconds=ON_TIME_SECONDS)
+        on_time = occurrences(schedule, max(cursor, on_time_from), now)
+        missed_cutoff = min(max(cursor, on_time_from), on_time[0]) if on_time else max(
+            cursor, on_time_from
+        )
+        replay, missed, bounded = self._missed(task, schedule, cursor, missed_cutoff)
+        for instant in [*replay, *on_time]:
+            self._record_run(task, instant)
+        if missed:
+            definition: object = self.service.store.repository.get(task.id)
+            assert isinstance(definition, TaskDefinition)
+            definition.record_catch_up(
+                station=self.service.station, missed=missed, replayed=len(replay),
+                bounded=bounded, through=missed_cutoff,
+            )
+            try:
+                self.service.store.save(definition)
+            except IntegrityError:
+                self.logger.warning("catch-up of task %s not recorded: changed meanwhile",
+                                    task.id)
+        self._cursors[task.id] = now
+
+    def _missed(
+        self, task: TaskView, schedule: Schedule, cursor: datetime, until: datetime
+    ) -> tuple[list[datetime], int, bool]:
+        """The missed occurrences to replay, how many were missed, and whether the limit cut."""
+        if until <= cursor:
+            return [], 0, False
+        cap = self.settings.max_catch_up
+        counted = occurrences(schedule, cursor, until, limit=cap + 1)
+        if not counted:
+            return [], 0, False
+        missed = len(counted)
+        if task.catch_up == "skip":
+            return [], missed, missed > cap
+        if task.catch_up == "latest":
+            return [self._latest(schedule, cursor, until)], missed, missed > cap
+        if missed <= cap:
+            return counted, missed, False
+        return self._most_recent(schedule, cursor, until, cap), missed, True
+
+    def _latest(self, schedule: Schedule, cursor: datetime, until: datetime) -> datetime:
+        return self._most_recent(schedule, cursor, until, 1)[0]
+
+    @staticmethod
+    def _most_recent(
+        schedule: Schedule, cursor: datetime, until: datetime, count: int
+    ) -> list[datetime]:
+        """The last ``count`` occurrences in (cursor, until], searching back in widening
+        windows so a long downtime of a frequent schedule stays cheap."""
+        window = timedelta(hours=1)
+        while True:
+            start = max(cursor, until - window)
+            found = occurrences(schedule, start, until)
+            if len(found) >= count or start == cursor:
+                return found[-count:]
+            window *= 8
+
+    def _record_run(self, task: TaskView, instant: datetime, *, manual: bool = False) -> None:
+        run = TaskRun(
+            task_id=task.id, company=task.company, kind=task.kind, scheduled_for=instant,
+            manual=manual, max_attempts=task.max_attempts,
+        )
+        with suppress(IntegrityError):  # already recorded (a restart or another host)
+            self.service.store.save(run)
+
+    # -- running -----------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Start due runs: one at a time per task, at most the concurrency bound in all."""
+        if self._stopping or not self.may_run():
+            return
+        self.service.projections.catch_up()
+        now = self.clock_now
+        pending = RunList.read(
+            self.service.engine, statuses=("scheduled", "retrying"), limit=None,
+            oldest_first=True,
+        )
+        with self._lock:
+            for run in pending:
+                if run.due_at > now or run.task_id in self._running:
+                    continue
+                if len(self._running) >= self.settings.max_concurrent_runs:
+                    break
+                task = getattr(self, "_all_tasks", {}).get(run.task_id)
+                if task is None:
+                    self._skip(run, "its task was removed")
+                    continue
+                if not task.enabled:
+                    self._skip(run, "its task is disabled")
+                    continue
+                if task.paused and not run.manual:
+                    continue
+                self._running[run.task_id] = run.id
+                self._pool.submit(self._attempt, run.id, task)
+
+    def _skip(self, view: RunView, reason: str) -> None:
+        run: object = self.service.store.repository.get(view.id)
+        assert isinstance(run, TaskRun)
+        run.skip(reason, self.service.station)
+        with suppress(IntegrityError):  # started or skipped by another host meanwhile
+            self.service.store.save(run)
+
+    def _attempt(self, run_id: UUID, task: TaskView) -> None:
+        try:
+            self._run_attempt(run_id, task)
+        except Exception:
+            self.logger.exception("run %s: the attempt could not be recorded", run_id)
+        finally:
+            with self._lock:
+                self._running.pop(task.id, None)
+                self._contexts.pop(run_id, None)
+            self.dispatch()
+
+    def _run_attempt(self, run_id: UUID, task: TaskView) -> None:
+        run: object = self.service.store.repository.get(run_id)
+        assert isinstance(run, TaskRun)
+        if run.is_final or run.status == "running" or not self.may_run():
+            return
+        attempt = run.start(self.service.station, self.pid, self.session_id)
+        try:
+            self.service.store.save(run)
+        except IntegrityError:
+            return  # another host started it first
+        started = time.monotonic()
+        outcome = self._call(run, task, attempt)
+        duration = time.monotonic() - started
+        if outcome.error is None and outcome.done:
+            run.succeed({key: int(value) for key, value in (outcome.result or {}).items()},
+                        duration)
+        else:
+            timed_out = not outcome.done
+            error = outcome.error or TimeoutError(
+                f"timed out after {task.timeout_seconds:g} s"
+            )
+            retry = RetryPolicy(task.max_attempts, task.backoff_seconds)
+            retry_at = self.clock_now + timedelta(
+                seconds=retry.delay_before(attempt + 1, self.rng)
+            )
+            run.fail_attempt(
+                type(error).__name__, _one_line(error), duration, timed_out, retry_at
+            )
+        try:
+            self.service.store.save(run)
+        except IntegrityError:
+            self.logger.warning("run %s: outcome not recorded, changed by another host", run_id)
+            return
+        if run.status == "failed":
+            self._check_failures(task)
+
+    def _call(self, run: TaskRun, task: TaskView, attempt: int) -> _Attempt:
+        """Run one attempt in its own thread, waiting at most the task's timeout."""
+        outcome = _Attempt()
+        try:
+            operation = self.service.registry.get(task.kind)
+            model = operation.params_model
+            params: Any = model.model_validate(task.params) if model else dict(task.params)
+        except (DomainError, ValueError) as error:
+            outcome.error, outcome.done = error, True
+            return outcome
+        context = RunContext(
+            run_id=str(run.id), task_id=str(task.id), company=task.company,
+            scheduled_for=run.scheduled_for, attempt=attempt, params=params,
+            checkpoints=SqlCheckpointStore(self.service.engine, str(run.id)),
+        )
+        with self._lock:
+            self._contexts[run.id] = context
+
+        def target() -> None:
+            try:
+                outcome.result = operation.run(context)
+            except BaseException as error:  # an operation's failure fails the attempt
+                outcome.error = error
+            outcome.done = True
+
+        worker = threading.Thread(target=target, name=f"soa-op-{run.id}", daemon=True)
+        worker.start()
+        worker.join(task.timeout_seconds)
+        if worker.is_alive():
+            context.cancelled.set()
+        return outcome
+
+    def _check_failures(self, task: TaskView) -> None:
+        self.service.projections.catch_up()
+        threshold = self.settings.failure_warning_threshold
+        failing = {view.id: view for view in TaskList.failing(self.service.engine, threshold)}
+        view = failing.get(task.id)
+        if view is not None and view.consecutive_failures == threshold:
+            self.notifier.notify(
+                f"task {task.name!r} ({task.kind}, {task.company}) keeps failing",
+                f"its last {threshold} runs failed; see soa runs list --task {task.id}",
+            )
+
+    def _recover(self) -> None:
+        """Abandon the attempts that hosts which died left running; retry them by policy."""
+        self.service.projections.catch_up()
+        for view in RunList.read(self.service.engine, status="running", limit=None):
+            if view.session_id == self.session_id:
+                continue
+            run: object = self.service.store.repository.get(view.id)
+            assert isinstance(run, TaskRun)
+            if run.status != "running":
+                continue
+            task: object = self.service.store.repository.get(run.task_id)
+            retry = task.retry if isinstance(task, TaskDefinition) else RetryPolicy(1, 30.0)
+            retry_at = self.clock_now + timedelta(
+                seconds=retry.delay_before(run.attempt + 1, self.rng)
+            )
+            run.abandon(
+                f"the host session {view.session_id} ended while attempt {run.attempt} ran",
+                retry_at,
+            )
+            try:
+                self.service.store.save(run)
+            except IntegrityError:
+                continue
+            self.logger.warning("run %s: abandoned attempt %d of a dead host", run.id,
+                                run.attempt)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:500] if text else type(error).__name__
