@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -62,7 +63,7 @@ def test_every_second_on_real_time_each_occurrence_once(scheduling: tuple[Soa, s
     instants = sorted(datetime.fromisoformat(str(run["scheduled_for"])) for run in runs)
     # Check: one run per second, none twice, none missing in between.
     assert len(set(instants)) == len(instants)
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(instants, instants[1:], strict=False))
+    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(instants))
     effects = ledger_rows(ledger, "effects")
     succeeded = {str(run["id"]) for run in runs if run["status"] == "succeeded"}
     assert {row[0] for row in effects} == succeeded
@@ -133,7 +134,7 @@ def test_sigkill_during_runs_loses_nothing_and_completes_nothing_twice(
     instants = sorted(datetime.fromisoformat(str(run["scheduled_for"])) for run in runs)
     # Check: nothing lost (every second from the first occurrence to the last) ...
     assert len(instants) == len(set(instants))
-    gaps = [b - a for a, b in zip(instants, instants[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(instants)]
     assert all(gap == timedelta(seconds=1) for gap in gaps), gaps
     # ... and nothing completed twice: one Succeeded per run in the event log,
     app = open_app(soa.home, soa.database_url, "AUDIT")
