@@ -165,6 +165,7 @@ class TaskService:
             schedule=schedule.to_dict(),
             catch_up=catch_up or self.registry.default_catch_up(kind),
             retry=retry or RetryPolicy(), timeout_seconds=timeout_seconds, params=validated,
+            at=self.clock.now(),
         )
         owner.attach_task(task.id)
         self._save(owner, task)
@@ -205,7 +206,7 @@ class TaskService:
         changed = task.edit(
             name=name, schedule=schedule.to_dict() if schedule else None, catch_up=catch_up,
             retry=retry, timeout_seconds=timeout_seconds, clear_timeout=clear_timeout,
-            params=validated,
+            params=validated, at=self.clock.now(),
         )
         if changed:
             self._save(task)
@@ -214,7 +215,8 @@ class TaskService:
     def set_task_state(self, reference: str, action: str) -> bool:
         """Apply ``enable``, ``disable``, ``pause`` or ``resume``; False if already so."""
         task = self._task_aggregate(reference)
-        changed = bool(getattr(task, action)())
+        command = getattr(task, action)
+        changed = bool(command(self.clock.now()) if action == "enable" else command())
         if changed:
             self._save(task)
         return changed

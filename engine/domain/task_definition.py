@@ -109,6 +109,7 @@ class TaskDefinition(Aggregate):
         backoff_seconds: float
         timeout_seconds: float | None
         params: dict[str, Any]
+        schedule_from: datetime
 
     class Edited(Aggregate.Event):
         """Signals that settings of the task changed; carries all of them as they now are."""
@@ -116,6 +117,7 @@ class TaskDefinition(Aggregate):
         name: str
         schedule: dict[str, Any]
         schedule_changed: bool
+        at: datetime
         catch_up: str
         max_attempts: int
         backoff_seconds: float
@@ -123,7 +125,9 @@ class TaskDefinition(Aggregate):
         params: dict[str, Any]
 
     class Enabled(Aggregate.Event):
-        """Signals that a disabled task runs again, from now on (nothing missed is run)."""
+        """Signals that a disabled task runs again from ``at`` on (nothing missed is run)."""
+
+        at: datetime
 
     class Disabled(Aggregate.Event):
         """Signals that the task does not run until enabled."""
@@ -159,7 +163,7 @@ class TaskDefinition(Aggregate):
     def __init__(
         self, company_id: UUID, company: str, kind: str, name: str, schedule: dict[str, Any],
         catch_up: str, max_attempts: int, backoff_seconds: float, timeout_seconds: float | None,
-        params: dict[str, Any],
+        params: dict[str, Any], schedule_from: datetime,
     ) -> None:
         self.company_id = company_id
         self.company = company
@@ -168,7 +172,7 @@ class TaskDefinition(Aggregate):
         self.enabled = True
         self.paused = False
         self.removed = False
-        self.schedule_from = self.created_on
+        self.schedule_from = schedule_from
         self.considered_through: datetime | None = None
 
     def _set(
@@ -186,7 +190,7 @@ class TaskDefinition(Aggregate):
     def define(
         cls, *, company_id: UUID, company: str, kind: str, name: str, schedule: dict[str, Any],
         catch_up: str, retry: RetryPolicy, timeout_seconds: float | None,
-        params: dict[str, Any],
+        params: dict[str, Any], at: datetime,
     ) -> TaskDefinition:
         """Define a task, checking the settings the domain knows about.
 
@@ -196,7 +200,7 @@ class TaskDefinition(Aggregate):
             company_id=company_id, company=company, kind=kind, name=check_task_name(name),
             schedule=schedule, catch_up=check_catch_up(catch_up),
             max_attempts=retry.max_attempts, backoff_seconds=retry.backoff_seconds,
-            timeout_seconds=check_timeout(timeout_seconds), params=params,
+            timeout_seconds=check_timeout(timeout_seconds), params=params, schedule_from=at,
         )
 
     @property
@@ -212,9 +216,12 @@ class TaskDefinition(Aggregate):
         self, *, name: str | None = None, schedule: dict[str, Any] | None = None,
         catch_up: str | None = None, retry: RetryPolicy | None = None,
         timeout_seconds: float | None = None, clear_timeout: bool = False,
-        params: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None, at: datetime,
     ) -> bool:
-        """Change the given settings; return False if nothing changed."""
+        """Change the given settings at ``at``; return False if nothing changed.
+
+        A new schedule counts from ``at``.
+        """
         self.check_not_removed()
         new: dict[str, Any] = {
             "name": check_task_name(name) if name is not None else self.name,
@@ -234,30 +241,32 @@ class TaskDefinition(Aggregate):
         }
         if new == old:
             return False
-        self._edit(schedule_changed=new["schedule"] != self.schedule, **new)
+        self._edit(schedule_changed=new["schedule"] != self.schedule, at=at, **new)
         return True
 
     @event(Edited)
     def _edit(
-        self, name: str, schedule: dict[str, Any], schedule_changed: bool, catch_up: str,
+        self, name: str, schedule: dict[str, Any], schedule_changed: bool, at: datetime,
+        catch_up: str,
         max_attempts: int, backoff_seconds: float, timeout_seconds: float | None,
         params: dict[str, Any],
     ) -> None:
         self._set(name, schedule, catch_up, max_attempts, backoff_seconds, timeout_seconds, params)
         if schedule_changed:
-            self.schedule_from = self.modified_on
+            self.schedule_from = at
 
-    def enable(self) -> bool:
+    def enable(self, at: datetime) -> bool:
+        """Run again from ``at`` on; False if it was enabled."""
         self.check_not_removed()
         if self.enabled:
             return False
-        self._enable()
+        self._enable(at=at)
         return True
 
     @event(Enabled)
-    def _enable(self) -> None:
+    def _enable(self, at: datetime) -> None:
         self.enabled = True
-        self.schedule_from = self.modified_on
+        self.schedule_from = at
 
     def disable(self) -> bool:
         self.check_not_removed()

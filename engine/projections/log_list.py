@@ -16,6 +16,8 @@ from engine.domain.task_definition import TaskDefinition
 from engine.domain.task_run import TaskRun
 from engine.projections.runner import NumberedEvent, Projection
 
+MISSED_COUNT_LIMIT = 10_000  # as counted by the scheduler
+
 LogStatus = Literal["ok", "warning", "error"]
 LOG_STATUSES: tuple[LogStatus, ...] = ("ok", "warning", "error")
 
@@ -66,8 +68,12 @@ def _describe_run_outcome(event: Any) -> tuple[LogStatus, str] | None:
             return "warning", f"Run skipped: {event.reason}"
         case TaskDefinition.CatchUpApplied():
             limit = " (the limit on replayed occurrences cut the rest)" if event.bounded else ""
+            missed = (
+                f"more than {MISSED_COUNT_LIMIT}" if event.missed > MISSED_COUNT_LIMIT
+                else str(event.missed)
+            )
             return ("warning" if event.bounded else "ok"), (
-                f"Catch-up ({event.policy}): {event.missed} missed occurrence(s), "
+                f"Catch-up ({event.policy}): {missed} missed occurrence(s), "
                 f"{event.replayed} run{limit}"
             )
     return None

@@ -74,7 +74,8 @@ class TaskList(Projection):
                         max_attempts=event.max_attempts, backoff_seconds=event.backoff_seconds,
                         timeout_seconds=event.timeout_seconds, params=event.params,
                         enabled=True, paused=False, removed=False,
-                        schedule_from=event.timestamp, consecutive_failures=0, version=version,
+                        schedule_from=event.schedule_from, consecutive_failures=0,
+                        version=version,
                     ))
                 case TaskDefinition.Edited():
                     changes: dict[str, Any] = {
@@ -85,11 +86,11 @@ class TaskList(Projection):
                         "version": version,
                     }
                     if event.schedule_changed:
-                        changes["schedule_from"] = event.timestamp
+                        changes["schedule_from"] = event.at
                     connection.execute(update(tasks).where(row).values(**changes))
                 case TaskDefinition.Enabled():
                     connection.execute(update(tasks).where(row).values(
-                        enabled=True, schedule_from=event.timestamp, version=version
+                        enabled=True, schedule_from=event.at, version=version
                     ))
                 case TaskDefinition.Disabled():
                     connection.execute(

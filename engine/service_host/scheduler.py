@@ -41,6 +41,9 @@ from engine.scheduling.occurrences import next_occurrence, occurrences
 from engine.scheduling.schedule import Schedule
 from engine.tasks import TaskService
 
+MISSED_COUNT_LIMIT = 10_000
+"""Missed occurrences are counted up to this many (more are reported as "more than")."""
+
 ON_TIME_SECONDS = 60.0
 """An occurrence older than this when its timer fires counts as missed (catch-up policy)."""
 
@@ -143,7 +146,8 @@ class TaskScheduler:
             if self._stopping:
                 return
             self._stopping = True
-        self._timers.shutdown(wait=False)
+        if self._timers.running:
+            self._timers.shutdown(wait=False)
         deadline = time.monotonic() + self.settings.stop_grace_seconds
         while self._running and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -180,6 +184,11 @@ class TaskScheduler:
                 )
             self._all_tasks = definitions
             self._fingerprint = fingerprint
+
+    def fire_all(self) -> None:
+        """Record the due occurrences of every active task now, as their timers would."""
+        for task_id in list(self._tasks):
+            self._on_timer(task_id)
 
     def _drop_timer(self, task_id: UUID) -> None:
         self._tasks.pop(task_id, None)
@@ -227,24 +236,23 @@ class TaskScheduler:
     def _missed(
         self, task: TaskView, schedule: Schedule, cursor: datetime, until: datetime
     ) -> tuple[list[datetime], int, bool]:
-        """The missed occurrences to replay, how many were missed, and whether the limit cut."""
+        """The missed occurrences to replay, how many were missed (counted up to
+        :data:`MISSED_COUNT_LIMIT` + 1), and whether the replay limit cut some."""
         if until <= cursor:
             return [], 0, False
         cap = self.settings.max_catch_up
-        counted = occurrences(schedule, cursor, until, limit=cap + 1)
-        if not counted:
-            return [], 0, False
+        counted = occurrences(schedule, cursor, until, limit=MISSED_COUNT_LIMIT + 1)
         missed = len(counted)
-        if task.catch_up == "skip":
-            return [], missed, missed > cap
+        complete = missed <= MISSED_COUNT_LIMIT
+        if not counted or task.catch_up == "skip":
+            return [], missed, False
         if task.catch_up == "latest":
-            return [self._latest(schedule, cursor, until)], missed, missed > cap
+            latest = counted[-1] if complete else self._most_recent(schedule, cursor, until, 1)[0]
+            return [latest], missed, False
         if missed <= cap:
             return counted, missed, False
-        return self._most_recent(schedule, cursor, until, cap), missed, True
-
-    def _latest(self, schedule: Schedule, cursor: datetime, until: datetime) -> datetime:
-        return self._most_recent(schedule, cursor, until, 1)[0]
+        recent = counted[-cap:] if complete else self._most_recent(schedule, cursor, until, cap)
+        return recent, missed, True
 
     @staticmethod
     def _most_recent(

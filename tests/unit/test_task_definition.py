@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -13,6 +14,7 @@ from engine.domain.task_definition import (
     TaskRemovedError,
 )
 
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SCHEDULE = {"kind": "daily", "expression": "06:30", "timezone": "Europe/Warsaw"}
 
 
@@ -20,7 +22,7 @@ def define(**overrides: object) -> TaskDefinition:
     settings: dict[str, object] = {
         "company_id": uuid4(), "company": "Firma A", "kind": "sync_hrm", "name": "HRM nightly",
         "schedule": SCHEDULE, "catch_up": "latest", "retry": RetryPolicy(3, 30.0),
-        "timeout_seconds": 600.0, "params": {"full": False},
+        "timeout_seconds": 600.0, "params": {"full": False}, "at": NOW,
     }
     settings.update(overrides)
     return TaskDefinition.define(**settings)  # type: ignore[arg-type]
@@ -33,7 +35,7 @@ def test_definition_round_trips_through_the_store() -> None:
     loaded = store.repository.get(task.id)
     assert (loaded.kind, loaded.schedule, loaded.params) == ("sync_hrm", SCHEDULE, {"full": False})
     assert loaded.retry == RetryPolicy(3, 30.0) and loaded.is_active
-    assert loaded.schedule_from == task.created_on
+    assert loaded.schedule_from == NOW
 
 
 @pytest.mark.parametrize(
@@ -70,16 +72,16 @@ def test_schedule_change_moves_schedule_from_but_resume_does_not() -> None:
     task.pause()
     task.resume()
     assert task.schedule_from == created
-    assert task.edit(catch_up="all") is True
+    later = NOW + timedelta(hours=1)
+    assert task.edit(catch_up="all", at=later) is True
     assert task.schedule_from == created
-    assert task.edit(catch_up="all") is False
-    task.edit(schedule={**SCHEDULE, "expression": "07:00"})
-    assert task.schedule_from > created
-    edited = task.schedule_from
+    assert task.edit(catch_up="all", at=later) is False
+    task.edit(schedule={**SCHEDULE, "expression": "07:00"}, at=later)
+    assert task.schedule_from == later
     task.disable()
     assert not task.is_active
-    task.enable()
-    assert task.schedule_from > edited
+    task.enable(NOW + timedelta(hours=2))
+    assert task.schedule_from == NOW + timedelta(hours=2)
     names = [type(event).__name__ for event in task.collect_events()]
     assert names == ["Defined", "Paused", "Resumed", "Edited", "Edited", "Disabled", "Enabled"]
 
@@ -88,6 +90,7 @@ def test_removed_task_refuses_changes() -> None:
     task = define()
     task.remove()
     assert not task.is_active
-    for command in (task.pause, task.enable, lambda: task.edit(name="x"), task.remove):
+    for command in (task.pause, lambda: task.enable(NOW), lambda: task.edit(name="x", at=NOW),
+                    task.remove):
         with pytest.raises(TaskRemovedError):
             command()
