@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -60,12 +60,27 @@ def open_memory_store() -> SoaStore:
     return SoaStore(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
 
 
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
+"""PostgreSQL ends a session idle inside a transaction this long, so a host that hangs
+(or is suspended) mid-transaction cannot block the other stations for longer."""
+
+
+def with_session_options(url: str) -> str:
+    """``url`` with the engine's PostgreSQL session options, unless it sets its own."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or "options" in parsed.query:
+        return url
+    options = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+    return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
 def open_sql_store(url: str, create_schema: Any = None) -> SoaStore:
     """Return a store on the database at SQLAlchemy ``url``, creating its tables.
 
     :param create_schema: called with the SQLAlchemy engine, under the same lock,
         to create the engine's other tables (projections, lease).
     """
+    url = with_session_options(url)
     store = SoaStore(
         env={
             "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",

@@ -109,6 +109,7 @@ class TaskScheduler:
             max_workers=settings.max_concurrent_runs, thread_name_prefix="soa-run"
         )
         self._tasks: dict[UUID, TaskView] = {}
+        self._all_tasks: dict[UUID, TaskView] = {}
         self._cursors: dict[UUID, datetime] = {}
         self._running: dict[UUID, UUID] = {}
         self._contexts: dict[UUID, RunContext] = {}
@@ -282,6 +283,8 @@ class TaskScheduler:
         """Start due runs: one at a time per task, at most the concurrency bound in all."""
         if self._stopping or not self.may_run():
             return
+        if self._fingerprint is None:
+            return  # definitions not loaded yet: refresh() dispatches once they are
         self.service.projections.catch_up()
         now = self.clock_now
         pending = RunList.read(
@@ -294,7 +297,7 @@ class TaskScheduler:
                     continue
                 if len(self._running) >= self.settings.max_concurrent_runs:
                     break
-                task = getattr(self, "_all_tasks", {}).get(run.task_id)
+                task = self._all_tasks.get(run.task_id)
                 if task is None:
                     self._skip(run, "its task was removed")
                     continue

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cli import Soa
+from tests.support import PASSWORD
 
 
 @pytest.fixture
@@ -14,3 +15,16 @@ def soa(soa_home: Path, database_url: str | None) -> Iterator[Soa]:
     command = Soa(soa_home, database_url, {"SOA_HEARTBEAT_SECONDS": "1", "SOA_LEASE_SECONDS": "3"})
     yield command
     command.kill_hosts()
+
+
+PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
+
+
+@pytest.fixture
+def scheduling(soa: Soa, tmp_path: Path) -> tuple[Soa, str]:
+    """The service configured on BIURO with company 'Firma A' and the probe plugin installed
+    (tests/plugins on PYTHONPATH); returns the command and the probe's ledger file."""
+    soa.extra_env["PYTHONPATH"] = PLUGINS
+    soa.configure("BIURO", PASSWORD)
+    soa.ok("BIURO", "companies", "add", "Firma A")
+    return soa, str(tmp_path / "ledger.db")

@@ -12,22 +12,9 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from engine.domain.task_run import TaskRun
 from tests.e2e.cli import Soa, process_exists, wait_until
-from tests.support import PASSWORD, open_app
-
-PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
-
-
-@pytest.fixture
-def scheduling(soa: Soa, tmp_path: Path) -> tuple[Soa, str]:
-    """The service configured on BIURO with company 'Firma A' and the probe plugin installed."""
-    soa.extra_env["PYTHONPATH"] = PLUGINS
-    soa.configure("BIURO", PASSWORD)
-    soa.ok("BIURO", "companies", "add", "Firma A")
-    return soa, str(tmp_path / "ledger.db")
+from tests.support import open_app
 
 
 def add_probe(soa: Soa, ledger: str, *args: str, station: str = "BIURO") -> str:

@@ -1,0 +1,1187 @@
+"""Scheduling: durable run throughput, fire latency and host memory with 10,000 schedules.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_scheduling.py                # full run (SQLite + PostgreSQL)
+    .venv/bin/python benchmarks/bench_scheduling.py --quick        # smoke run
+    .venv/bin/python benchmarks/bench_scheduling.py --no-postgres  # SQLite only
+
+(a) Throughput: N no-op runs through the lifecycle the engine records (Scheduled,
+Started, Succeeded: three saves) with the projections caught up per run or at the
+end, beside plain eventsourcing saving the same events and APScheduler 3 with a
+SQLAlchemyJobStore plus a run-history table, on the same kind of database.
+(b) Fire latency and (c) RSS: a TaskScheduler with 10,000 active ``every 60s``
+tasks, started in a fresh process as the service host runs it. Each part uses
+its own SQLite file or PostgreSQL database (created and dropped by the script).
+See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import logging
+import math
+import os
+import platform
+import secrets
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import psutil
+import sqlalchemy
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, text
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+STATION = "BENCH"
+COMPANY = "Firma A"
+KIND = "noop"
+
+TARGET_SQLITE_RUNS_PER_SECOND = 1_000.0
+TARGET_POSTGRES_RUNS_PER_SECOND = 500.0
+TARGET_FIRE_P99_MS = 50.0
+TARGET_RSS_MB = 150.0
+
+TASK_BATCH = 500
+"""Task definitions saved per transaction when the 10,000 tasks are created."""
+
+ADD_TASK_PROBES = 20
+"""TaskService.add_task calls timed after the latency run (into a fresh company and into
+the company that holds the 10,000 tasks)."""
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+# -- the no-op operation -----------------------------------------------------------------
+
+
+class NoOp:
+    """An operation that does nothing (what a run costs beyond its work)."""
+
+    kind = KIND
+    params_model = None
+
+    def run(self, ctx: Any) -> Mapping[str, int] | None:
+        return None
+
+
+def noop() -> None:
+    """The APScheduler job function (module level, so the job can be pickled)."""
+
+
+def registry() -> Any:
+    from engine.operations.registry import OperationRegistry
+
+    return OperationRegistry({KIND: NoOp}, load_entry_points=False)
+
+
+# -- statistics --------------------------------------------------------------------------
+
+
+def percentile(samples: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def rss_mb() -> float:
+    return float(psutil.Process().memory_info().rss) / 2**20
+
+
+# -- databases ---------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """Where one measurement runs: a fresh SQLite file, or a fresh PostgreSQL database."""
+
+    kind: str  # "SQLite" or "PostgreSQL"
+    home: Path
+    url: str | None  # None: the engine's embedded SQLite file under home
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.url or f"sqlite:///{self.home / 'soa.db'}"
+
+
+class Databases:
+    """Creates stores for the run and removes them all at the end."""
+
+    def __init__(self, postgres_admin_url: str | None) -> None:
+        self.admin_url = postgres_admin_url
+        self.admin: Any = None
+        self.postgres_version: str | None = None
+        self.postgres_settings: dict[str, str] = {}
+        self.created: list[str] = []
+        self.homes: list[Path] = []
+        self.skip_reason: str | None = None
+
+    def open(self) -> None:
+        if self.admin_url is None:
+            return
+        import psycopg
+
+        url = make_url(self.admin_url)
+        self._connect_args: dict[str, Any] = {
+            "host": url.host or "127.0.0.1",
+            "port": url.port or 5432,
+            "user": url.username or "postgres",
+            "dbname": url.database or "postgres",
+            "autocommit": True,
+            "connect_timeout": 5,
+        }
+        if url.password:
+            self._connect_args["password"] = url.password
+        where = f"{self._connect_args['host']}:{self._connect_args['port']}"
+        try:
+            self.admin = psycopg.connect(**self._connect_args)
+        except psycopg.OperationalError as error:
+            text_ = str(error).strip()
+            self.skip_reason = f"cannot connect to {where} ({text_.splitlines()[0] if text_ else error})"
+            say(f"PostgreSQL SKIPPED: {self.skip_reason}")
+            return
+        self.postgres_version = str(self.admin.execute("SHOW server_version").fetchone()[0])
+        for name in ("fsync", "synchronous_commit", "shared_buffers", "wal_level"):
+            self.postgres_settings[name] = str(self.admin.execute(f"SHOW {name}").fetchone()[0])
+        self._bench_url = url.set(drivername="postgresql+psycopg")
+        self.where = where
+
+    @property
+    def has_postgres(self) -> bool:
+        return self.admin is not None
+
+    def new_home(self) -> Path:
+        home = Path(tempfile.mkdtemp(prefix="soa_bench_sched_"))
+        self.homes.append(home)
+        return home
+
+    def new(self, kind: str) -> Store:
+        home = self.new_home()
+        if kind == "SQLite":
+            return Store(kind, home, None)
+        name = f"soa_bench_{secrets.token_hex(4)}"
+        self.admin.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        url = self._bench_url.set(database=name).render_as_string(hide_password=False)
+        return Store(kind, home, url)
+
+    def drop(self, store: Store) -> None:
+        if store.url is not None:
+            name = make_url(store.url).database
+            self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.created.remove(name)
+        shutil.rmtree(store.home, ignore_errors=True)
+        if store.home in self.homes:
+            self.homes.remove(store.home)
+
+    def close(self) -> None:
+        for name in list(self.created):
+            with contextlib.suppress(Exception):
+                self.admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if self.created:
+            say(f"PostgreSQL: dropped {len(self.created)} leftover database(s)")
+        for home in self.homes:
+            shutil.rmtree(home, ignore_errors=True)
+        if self.admin is not None:
+            self.admin.close()
+
+
+def settings_for(store: Store, **extra: Any) -> Any:
+    from engine.settings import Settings
+
+    return Settings(home=store.home, database_url=store.url, station=STATION, **extra)
+
+
+# -- (a) durable run throughput -----------------------------------------------------------
+
+
+@dataclass
+class Throughput:
+    store: str
+    variant: str
+    runs: int
+    seconds: float
+    target: float | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def per_second(self) -> float:
+        return self.runs / self.seconds
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None else self.per_second >= self.target
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "store": self.store, "variant": self.variant, "runs": self.runs,
+            "seconds": self.seconds, "runs_per_second": self.per_second,
+            "target_runs_per_second": self.target, "target_met": self.met, "note": self.note,
+            **self.extra,
+        }
+
+
+def _engine_with_task(store: Store) -> tuple[Any, Any]:
+    """The engine on ``store`` with one company and one no-op task (which never fires)."""
+    from engine.domain.task_definition import RetryPolicy
+    from engine.scheduling import parse_schedule
+    from engine.service_host.bootstrap import build_engine
+
+    built = build_engine(settings_for(store), registry=registry())
+    built.tasks.add_company(COMPANY)
+    schedule = parse_schedule(every="744h", anchor=datetime.now(UTC) + timedelta(days=365))
+    task_id = built.tasks.add_task(
+        KIND, company=COMPANY, name="throughput", schedule=schedule, catch_up="skip",
+        retry=RetryPolicy(1, 1.0),
+    )
+    return built, task_id
+
+
+def _instants(count: int, offset: int) -> list[datetime]:
+    """Distinct past instants (a run's id derives from its task and instant)."""
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    return [base + timedelta(milliseconds=offset + i) for i in range(count)]
+
+
+def bench_engine_saves(
+    store: Store, runs: int, warmup: int, projections_per_run: bool
+) -> Throughput:
+    from engine.domain.task_run import TaskRun
+
+    built, task_id = _engine_with_task(store)
+    tasks = built.tasks
+    session_id = uuid4()
+    pid = os.getpid()
+
+    clock = time.perf_counter
+    spent = {"saves": 0.0, "catch_ups": 0.0}
+
+    def lifecycle(instants: list[datetime]) -> None:
+        for instant in instants:
+            begun = clock()
+            run = TaskRun(task_id=task_id, company=COMPANY, kind=KIND, scheduled_for=instant,
+                          manual=False, max_attempts=1)
+            tasks.store.save(run)
+            run.start(STATION, pid, session_id)
+            tasks.store.save(run)
+            run.succeed({}, 0.0)
+            tasks.store.save(run)
+            saved = clock()
+            spent["saves"] += saved - begun
+            if projections_per_run:
+                tasks.projections.catch_up()
+                spent["catch_ups"] += clock() - saved
+
+    try:
+        lifecycle(_instants(warmup, 0))
+        tasks.projections.catch_up()
+        gc.collect()
+        spent.update(saves=0.0, catch_ups=0.0)
+        start = clock()
+        lifecycle(_instants(runs, warmup))
+        saved = clock() - start
+        tasks.projections.catch_up()
+        elapsed = clock() - start
+        succeeded = len(tasks.runs(status="succeeded", limit=None))
+        assert succeeded == warmup + runs, (succeeded, warmup + runs)
+    finally:
+        built.service.engine.dispose()
+    target = TARGET_SQLITE_RUNS_PER_SECOND if store.kind == "SQLite" else (
+        TARGET_POSTGRES_RUNS_PER_SECOND
+    )
+    if projections_per_run:
+        return Throughput(
+            store.kind, "engine: 3 saves + projections per run", runs, elapsed, target,
+            note=f"saves {spent['saves']:.2f} s + catch-ups {spent['catch_ups']:.2f} s",
+            extra={"save_seconds": spent["saves"], "catch_up_seconds": spent["catch_ups"]},
+        )
+    return Throughput(
+        store.kind, "engine: 3 saves, projections at end", runs, elapsed, target,
+        note=f"saves {saved:.2f} s + one catch-up {elapsed - saved:.2f} s",
+        extra={"save_seconds": saved, "catch_up_seconds": elapsed - saved},
+    )
+
+
+def bench_engine_scheduler_path(store: Store, runs: int, warmup: int) -> Throughput:
+    """The scheduler's own code, one run after the other: _record_run, dispatch (catch-up,
+    pending read, submit to the pool), then the pool's _attempt (reload, start, the
+    operation in its thread, succeed, dispatch again)."""
+    from engine.adapters.notifier_log import LoggingNotifier
+    from engine.domain.task_run import run_id_for
+    from engine.projections.tasks import TaskList
+    from engine.service_host.scheduler import SchedulerSettings, TaskScheduler
+
+    built, task_id = _engine_with_task(store)
+    logger = logging.getLogger("bench.scheduler")
+    scheduler = TaskScheduler(
+        service=built.tasks, session_id=uuid4(), pid=os.getpid(),
+        settings=SchedulerSettings(stop_grace_seconds=5.0), notifier=LoggingNotifier(logger),
+        logger=logger, may_run=lambda: True,
+    )
+    finished = threading.Event()
+    attempt = scheduler._attempt
+
+    def signalling_attempt(run_id: UUID, task: Any) -> None:
+        try:
+            attempt(run_id, task)
+        finally:
+            finished.set()
+
+    scheduler._attempt = signalling_attempt  # type: ignore[method-assign]
+    try:
+        scheduler.refresh()  # loads the task (timers are not started)
+        (view,) = [task for task in TaskList.read(built.tasks.engine) if task.id == task_id]
+
+        def lifecycle(instants: list[datetime]) -> None:
+            for instant in instants:
+                finished.clear()
+                scheduler._record_run(view, instant)
+                scheduler.dispatch()
+                if not finished.wait(30):
+                    raise RuntimeError(f"run {run_id_for(task_id, instant)} was not attempted")
+
+        lifecycle(_instants(warmup, 0))
+        gc.collect()
+        start = time.perf_counter()
+        lifecycle(_instants(runs, warmup))
+        elapsed = time.perf_counter() - start
+        scheduler.stop()
+        built.tasks.projections.catch_up()
+        succeeded = len(built.tasks.runs(status="succeeded", limit=None))
+        assert succeeded == warmup + runs, (succeeded, warmup + runs)
+    finally:
+        scheduler.stop()
+        built.service.engine.dispose()
+    target = TARGET_SQLITE_RUNS_PER_SECOND if store.kind == "SQLite" else (
+        TARGET_POSTGRES_RUNS_PER_SECOND
+    )
+    return Throughput(store.kind, "engine: scheduler code path, one by one", runs, elapsed,
+                      target, note="_record_run, dispatch, pool _attempt (2 catch-ups)")
+
+
+def bench_plain_eventsourcing(store: Store, runs: int, warmup: int) -> Throughput:
+    from eventsourcing.application import Application
+
+    from engine.domain.task_run import TaskRun
+
+    class PlainRuns(Application[UUID]):
+        name = "plainruns"
+
+    app = PlainRuns(env={
+        "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+        "SQLALCHEMY_URL": store.sqlalchemy_url,
+        "CREATE_TABLE": "y",
+    })
+    task_id = uuid4()
+    session_id = uuid4()
+    pid = os.getpid()
+
+    def lifecycle(instants: list[datetime]) -> None:
+        for instant in instants:
+            run = TaskRun(task_id=task_id, company=COMPANY, kind=KIND, scheduled_for=instant,
+                          manual=False, max_attempts=1)
+            app.save(run)
+            run.start(STATION, pid, session_id)
+            app.save(run)
+            run.succeed({}, 0.0)
+            app.save(run)
+
+    try:
+        lifecycle(_instants(warmup, 0))
+        gc.collect()
+        start = time.perf_counter()
+        lifecycle(_instants(runs, warmup))
+        elapsed = time.perf_counter() - start
+        events = app.recorder.max_notification_id()
+        assert events == 3 * (warmup + runs), events
+    finally:
+        app.recorder.datastore.engine.dispose()  # type: ignore[attr-defined]
+    return Throughput(store.kind, "eventsourcing: same 3 saves, no projections", runs, elapsed)
+
+
+_history_metadata = MetaData()
+HISTORY = Table(
+    "apscheduler_history",
+    _history_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(191), nullable=False),
+    Column("scheduled_for", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(16), nullable=False),
+)
+
+
+def _apscheduler_engine(store: Store) -> sqlalchemy.Engine:
+    engine = sqlalchemy.create_engine(store.sqlalchemy_url)
+    if engine.dialect.name == "sqlite":
+        # The same journal mode as the engine's event store (eventsourcing-sqlalchemy
+        # switches its SQLite file to WAL); APScheduler's own default would be the
+        # rollback journal.
+        with engine.connect() as connection:
+            connection.execute(text("PRAGMA journal_mode=WAL"))
+    _history_metadata.create_all(engine)
+    return engine
+
+
+def _history_count(engine: sqlalchemy.Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM apscheduler_history")).scalar())
+
+
+def bench_apscheduler_steps(store: Store, runs: int, warmup: int) -> Throughput:
+    """What BackgroundScheduler does for one date job, done in one thread, run by run:
+    add the job (INSERT, commit), get the due jobs (SELECT, unpickle), run it
+    (apscheduler.executors.base.run_job), remove it (DELETE, commit), then insert the
+    history row (INSERT, commit)."""
+    from apscheduler.executors.base import run_job  # type: ignore[import-untyped]
+    from apscheduler.job import Job  # type: ignore[import-untyped]
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped]
+    from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
+        BackgroundScheduler,
+    )
+    from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
+
+    engine = _apscheduler_engine(store)
+    scheduler = BackgroundScheduler(timezone=UTC)  # never started: the jobs' owner
+    jobstore = SQLAlchemyJobStore(engine=engine)
+    jobstore.start(scheduler, "default")
+    logger_name = "apscheduler.executors.default"
+    logging.getLogger(logger_name).setLevel(logging.WARNING)
+
+    def lifecycle(count: int) -> None:
+        for _ in range(count):
+            now = datetime.now(UTC)
+            job = Job(
+                scheduler, id=uuid4().hex, func=noop, args=(), kwargs={},
+                trigger=DateTrigger(run_date=now, timezone=UTC), executor="default",
+                name="noop", misfire_grace_time=None, coalesce=True, max_instances=1,
+                next_run_time=now,
+            )
+            jobstore.add_job(job)
+            (due,) = jobstore.get_due_jobs(datetime.now(UTC))
+            run_times = due._get_run_times(datetime.now(UTC))
+            events = run_job(due, "default", run_times, logger_name)
+            assert events and events[0].exception is None
+            jobstore.remove_job(due.id)
+            with engine.begin() as connection:
+                connection.execute(HISTORY.insert().values(
+                    job_id=due.id, scheduled_for=run_times[0],
+                    finished_at=datetime.now(UTC), status="succeeded",
+                ))
+
+    try:
+        lifecycle(warmup)
+        gc.collect()
+        start = time.perf_counter()
+        lifecycle(runs)
+        elapsed = time.perf_counter() - start
+        assert _history_count(engine) == warmup + runs
+    finally:
+        engine.dispose()
+    return Throughput(store.kind, "APScheduler 3: job store steps + history, one by one",
+                      runs, elapsed, note="add, get due, run_job, remove, history INSERT")
+
+
+def bench_apscheduler_background(store: Store, runs: int, warmup: int) -> Throughput:
+    """A started BackgroundScheduler (SQLAlchemyJobStore, default 10-thread pool): add every
+    date job (due now), a listener inserts the history row when a job has run; timed from
+    the first add to the last history row."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED  # type: ignore[import-untyped]
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped]
+    from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
+        BackgroundScheduler,
+    )
+
+    engine = _apscheduler_engine(store)
+    scheduler = BackgroundScheduler(
+        timezone=UTC, jobstores={"default": SQLAlchemyJobStore(engine=engine)},
+        job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    lock = threading.Lock()
+    done = threading.Event()
+    state = {"recorded": 0, "expected": 0, "errors": 0}
+
+    def record(event: Any) -> None:
+        status = "failed" if event.exception is not None else "succeeded"
+        try:
+            with engine.begin() as connection:
+                connection.execute(HISTORY.insert().values(
+                    job_id=event.job_id, scheduled_for=event.scheduled_run_time,
+                    finished_at=datetime.now(UTC), status=status,
+                ))
+        except Exception:
+            with lock:
+                state["errors"] += 1
+            raise
+        with lock:
+            state["recorded"] += 1
+            if state["recorded"] >= state["expected"]:
+                done.set()
+
+    scheduler.add_listener(record, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    scheduler.start()
+
+    def batch(count: int) -> None:
+        with lock:
+            state["expected"] += count
+            done.clear()
+        for _ in range(count):
+            scheduler.add_job(noop, "date", run_date=datetime.now(UTC))
+        if not done.wait(120):
+            raise RuntimeError(f"APScheduler ran {state['recorded']} of {state['expected']} jobs")
+
+    try:
+        batch(warmup)
+        gc.collect()
+        start = time.perf_counter()
+        batch(runs)
+        elapsed = time.perf_counter() - start
+        scheduler.shutdown(wait=True)
+        assert _history_count(engine) == warmup + runs
+    finally:
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        engine.dispose()
+    return Throughput(
+        store.kind, "APScheduler 3: BackgroundScheduler, all added then run", runs, elapsed,
+        note="concurrent: add in main thread, run in pool, history by listener",
+        extra={"history_insert_errors": state["errors"]},
+    )
+
+
+THROUGHPUT_VARIANTS: list[tuple[str, Callable[[Store, int, int], Throughput]]] = [
+    ("engine, projections per run",
+     lambda s, n, w: bench_engine_saves(s, n, w, projections_per_run=True)),
+    ("engine, projections at end",
+     lambda s, n, w: bench_engine_saves(s, n, w, projections_per_run=False)),
+    ("engine, scheduler code path", bench_engine_scheduler_path),
+    ("plain eventsourcing", bench_plain_eventsourcing),
+    ("APScheduler, job store steps", bench_apscheduler_steps),
+    ("APScheduler, BackgroundScheduler", bench_apscheduler_background),
+]
+
+
+# -- (b) fire latency and (c) RSS: the tasks ----------------------------------------------
+
+
+@dataclass
+class TaskSetup:
+    tasks: int
+    every_seconds: int
+    anchor_base: datetime
+    create_seconds: float
+    catch_up_seconds: float
+    method: str
+
+
+def create_tasks(store: Store, count: int, every_seconds: int, margin: float) -> TaskSetup:
+    """Define ``count`` active ``every`` tasks for one company, saving the same events as
+    TaskService.add_task (TaskDefinition.Defined and Company.TaskAttached), TASK_BATCH
+    tasks per transaction; anchors spread evenly over one interval, the first ``margin``
+    seconds from now (so that none is due before the scheduler under test has started)."""
+    from engine.domain.company import Company, company_id
+    from engine.domain.task_definition import RetryPolicy, TaskDefinition
+    from engine.scheduling import parse_schedule
+    from engine.service_host.bootstrap import build_engine
+
+    built = build_engine(settings_for(store), registry=registry())
+    try:
+        built.tasks.add_company(COMPANY)
+        owner: object = built.tasks.store.repository.get(company_id(COMPANY))
+        assert isinstance(owner, Company)
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        base = (now + timedelta(seconds=margin)).replace(microsecond=0)
+        step = timedelta(seconds=every_seconds) / count
+        validated = built.tasks.registry.validate_params(KIND, {})
+        pending: list[TaskDefinition] = []
+        for i in range(count):
+            schedule = parse_schedule(every=f"{every_seconds}s", anchor=base + i * step)
+            task = TaskDefinition.define(
+                company_id=owner.id, company=owner.name, kind=KIND, name=f"bench {i:05d}",
+                schedule=schedule.to_dict(), catch_up="latest", retry=RetryPolicy(1, 1.0),
+                timeout_seconds=None, params=validated, at=now,
+            )
+            owner.attach_task(task.id)
+            pending.append(task)
+            if len(pending) == TASK_BATCH or i == count - 1:
+                built.tasks.store.save(owner, *pending)
+                pending = []
+        created = time.perf_counter() - started
+        started = time.perf_counter()
+        built.tasks.projections.catch_up()
+        caught_up = time.perf_counter() - started
+        assert len(built.tasks.tasks()) == count
+    finally:
+        built.service.engine.dispose()
+    return TaskSetup(count, every_seconds, base, created, caught_up,
+                     f"batch save, {TASK_BATCH} tasks + the company per transaction")
+
+
+def probe_add_task(store: Store, probes: int) -> dict[str, Any]:
+    """Time TaskService.add_task into a fresh company and into the one holding the tasks."""
+    from engine.domain.company import company_id
+    from engine.domain.task_definition import RetryPolicy
+    from engine.scheduling import parse_schedule
+    from engine.service_host.bootstrap import build_engine
+
+    built = build_engine(settings_for(store), registry=registry())
+    result: dict[str, Any] = {}
+    try:
+        built.tasks.add_company("Firma B")
+        far = datetime.now(UTC) + timedelta(days=365)
+        for company, key in (("Firma B", "fresh_company"), (COMPANY, "company_with_tasks")):
+            samples = []
+            for i in range(probes):
+                start = time.perf_counter()
+                built.tasks.add_task(
+                    KIND, company=company, name=f"probe {i}",
+                    schedule=parse_schedule(every="744h", anchor=far), catch_up="skip",
+                    retry=RetryPolicy(1, 1.0),
+                )
+                samples.append(time.perf_counter() - start)
+            result[key] = {
+                "calls": probes, "p50_ms": statistics.median(samples) * 1e3,
+                "mean_ms": statistics.fmean(samples) * 1e3, "max_ms": max(samples) * 1e3,
+            }
+        result["company_events"] = len(list(built.tasks.store.events.get(company_id(COMPANY))))
+    finally:
+        built.service.engine.dispose()
+    return result
+
+
+# -- (b) and (c): the host process --------------------------------------------------------
+
+
+class _CountingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+        self.first: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        if len(self.first) < 5:
+            self.first.append(f"{record.name}: {record.getMessage()[:300]}")
+
+
+def latency_worker(config: dict[str, Any]) -> dict[str, Any]:
+    """Run in a fresh process: open the store as the host does, build its TaskScheduler,
+    start it, and call refresh() every second (as ServiceHost does) while the timers fire."""
+    rss_imported = rss_mb()
+    from engine.projections.runs import RunList
+    from engine.scheduling import Schedule, occurrences
+    from engine.service_host.bootstrap import build_engine, scheduler_factory
+
+    store = Store(config["kind"], Path(config["home"]), config["url"])
+    settings = settings_for(store, stop_grace_seconds=5.0)
+    counting = _CountingHandler()
+    logging.getLogger().addHandler(counting)
+    logging.getLogger().setLevel(logging.WARNING)
+    logger = logging.getLogger("bench.host")
+
+    built = build_engine(settings, registry=registry())
+    built.tasks.projections.catch_up()
+    gc.collect()
+    rss_before = rss_mb()
+
+    scheduler = scheduler_factory(built, settings, logger)(uuid4(), lambda: True)
+    samples: list[tuple[float, float, float, bool]] = []
+    main_thread = threading.main_thread()
+    original = scheduler._record_run  # type: ignore[attr-defined]
+
+    def timed_record_run(task: Any, instant: datetime, *, manual: bool = False) -> None:
+        called = time.time()
+        original(task, instant, manual=manual)
+        samples.append((instant.timestamp(), called, time.time(),
+                        threading.current_thread() is main_thread))
+
+    scheduler._record_run = timed_record_run  # type: ignore[attr-defined]
+    process = psutil.Process()
+    started = time.perf_counter()
+    scheduler.start()
+    start_seconds = time.perf_counter() - started
+    rss_started = rss_mb()
+    active = len(scheduler._tasks)  # type: ignore[attr-defined]
+    jobs = len(scheduler._timers.get_jobs())  # type: ignore[attr-defined]
+
+    anchor_base = config["anchor_base"]
+    window_start = max(time.time(), anchor_base) + config["warmup"]
+    window_end = window_start + config["seconds"]
+    grace = config["grace"]
+    rss_peak = rss_started
+    cpu_at: dict[str, Any] = {}
+    refresh_seconds: list[float] = []
+    while True:
+        now = time.time()
+        if now >= window_end + grace:
+            break
+        if not cpu_at and now >= window_start:
+            cpu_at["start"] = (process.cpu_times(), time.perf_counter())
+        if "end" not in cpu_at and now >= window_end:
+            cpu_at["end"] = (process.cpu_times(), time.perf_counter())
+        time.sleep(max(0.0, 1.0 - (time.time() - now)))
+        begun = time.perf_counter()
+        scheduler.refresh()
+        refresh_seconds.append(time.perf_counter() - begun)
+        rss_peak = max(rss_peak, rss_mb())
+    if "end" not in cpu_at:
+        cpu_at["end"] = (process.cpu_times(), time.perf_counter())
+    rss_end = rss_mb()
+    rss_peak = max(rss_peak, rss_end)
+
+    # What should have fired in the window, and what was recorded.
+    from engine.projections.tasks import TaskList
+
+    tasks = TaskList.read(built.tasks.engine)
+    w0 = datetime.fromtimestamp(window_start, UTC)
+    w1 = datetime.fromtimestamp(window_end, UTC)
+    expected = sum(
+        len(occurrences(Schedule.from_dict(task.schedule), w0, w1)) for task in tasks
+    )
+    in_window = [s for s in samples if window_start < s[0] <= window_end and not s[3]]
+    called_delays = [(s[1] - s[0]) * 1e3 for s in in_window]
+    saved_delays = [(s[2] - s[0]) * 1e3 for s in in_window]
+    at_start = sum(1 for s in samples if s[3])
+
+    stop_started = time.perf_counter()
+    scheduler.stop()
+    stop_seconds = time.perf_counter() - stop_started
+    built.tasks.projections.catch_up()
+    runs = RunList.read(built.tasks.engine, limit=None)
+    by_status: dict[str, int] = {}
+    for run in runs:
+        by_status[run.status] = by_status.get(run.status, 0) + 1
+    window_runs = [run for run in runs if w0 < run.scheduled_for <= w1]
+    start_delays = sorted(
+        (run.started_at - run.scheduled_for).total_seconds() * 1e3
+        for run in window_runs if run.started_at is not None
+    )
+    built.service.engine.dispose()
+
+    cpu0, t0 = cpu_at["start"]
+    cpu1, t1 = cpu_at["end"]
+    cpu_seconds = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    return {
+        "tasks_active": active,
+        "timers": jobs,
+        "start_seconds": start_seconds,
+        "recorded_at_start": at_start,
+        "window_seconds": window_end - window_start,
+        "expected_fires": expected,
+        "recorded_fires": len(in_window),
+        "fires_per_second": expected / (window_end - window_start),
+        "called_delay_ms": called_delays,
+        "saved_delay_ms": saved_delays,
+        "start_delay_ms": start_delays,
+        "window_runs_started": len(start_delays),
+        "window_runs_recorded": len(window_runs),
+        "runs_by_status_at_end": by_status,
+        "refresh_seconds": {
+            "calls": len(refresh_seconds),
+            "p50": statistics.median(refresh_seconds) if refresh_seconds else None,
+            "max": max(refresh_seconds) if refresh_seconds else None,
+        },
+        "stop_seconds": stop_seconds,
+        "cpu_seconds_in_window": cpu_seconds,
+        "cpu_cores_used_in_window": cpu_seconds / (t1 - t0),
+        "rss_mb": {
+            "after_imports": rss_imported,
+            "before_scheduler": rss_before,
+            "after_start": rss_started,
+            "peak": rss_peak,
+            "end": rss_end,
+        },
+        "warnings_logged": counting.count,
+        "first_warnings": counting.first,
+    }
+
+
+@dataclass
+class LatencyResult:
+    store: str
+    setup: TaskSetup
+    worker: dict[str, Any]
+    add_task: dict[str, Any]
+    worker_seconds: float
+
+    def delays(self, key: str) -> tuple[float, float, float]:
+        """p50, p99, max of a delay series in ms; unrecorded fires count as infinite."""
+        values = list(self.worker[key])
+        values += [math.inf] * max(0, self.worker["expected_fires"] - len(values))
+        if not values:
+            return math.nan, math.nan, math.nan
+        return statistics.median(values), percentile(values, 99), max(values)
+
+    def as_json(self) -> dict[str, Any]:
+        def summary(key: str) -> dict[str, Any]:
+            p50, p99, worst = self.delays(key)
+            return {"p50_ms": _finite(p50), "p99_ms": _finite(p99), "max_ms": _finite(worst),
+                    "n": len(self.worker[key])}
+
+        return {
+            "store": self.store,
+            "tasks": self.setup.tasks,
+            "every_seconds": self.setup.every_seconds,
+            "task_creation": {
+                "method": self.setup.method, "save_seconds": self.setup.create_seconds,
+                "projection_catch_up_seconds": self.setup.catch_up_seconds,
+            },
+            "add_task_probe": self.add_task,
+            "fire_delay_at_record_run_call": summary("called_delay_ms"),
+            "fire_delay_after_save": summary("saved_delay_ms"),
+            "run_start_delay": summary("start_delay_ms"),
+            "target_p99_ms": TARGET_FIRE_P99_MS,
+            "target_rss_mb": TARGET_RSS_MB,
+            "worker_seconds": self.worker_seconds,
+            "worker": {k: v for k, v in self.worker.items()
+                       if not k.endswith("_delay_ms")},
+            "samples_ms": {k: [round(v, 2) for v in self.worker[k]]
+                           for k in ("called_delay_ms", "saved_delay_ms", "start_delay_ms")},
+        }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def bench_latency(databases: Databases, kind: str, args: argparse.Namespace) -> LatencyResult:
+    store = databases.new(kind)
+    try:
+        say(f"[{kind}] creating {args.tasks:,} tasks 'every {args.every}s' "
+            f"(batch save, {TASK_BATCH} per transaction) ...")
+        setup = create_tasks(store, args.tasks, args.every, args.margin)
+        say(f"[{kind}] tasks saved in {setup.create_seconds:.1f} s, projections caught up in "
+            f"{setup.catch_up_seconds:.1f} s; first anchor "
+            f"{max(0.0, setup.anchor_base.timestamp() - time.time()):.0f} s from now")
+        config = {
+            "kind": kind, "home": str(store.home), "url": store.url,
+            "anchor_base": setup.anchor_base.timestamp(), "warmup": args.latency_warmup,
+            "seconds": args.latency_seconds, "grace": args.grace,
+        }
+        out = store.home / "latency.json"
+        say(f"[{kind}] host process: TaskScheduler.start(), then refresh() every 1 s; "
+            f"{args.latency_warmup:g} s warm-up and {args.latency_seconds:g} s measured "
+            "after the first anchor ...")
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(config),
+             "--worker-output", str(out)],
+            capture_output=True, text=True, check=False, cwd=REPO,
+        )
+        worker_seconds = time.perf_counter() - started
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(
+                f"latency worker failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
+                f"{done.stderr[-3000:]}"
+            )
+        worker = json.loads(out.read_text())
+        say(f"[{kind}] host process done in {worker_seconds:.0f} s (start() took "
+            f"{worker['start_seconds']:.1f} s); timing TaskService.add_task ...")
+        probe = probe_add_task(store, args.add_task_probes)
+    finally:
+        databases.drop(store)
+    return LatencyResult(kind, setup, worker, probe, worker_seconds)
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+        "sqlalchemy": sqlalchemy.__version__,
+        "sqlite": sqlite3.sqlite_version,
+        "apscheduler": _version("apscheduler"),
+        "eventsourcing": _version("eventsourcing"),
+        "eventsourcing_sqlalchemy": _version("eventsourcing_sqlalchemy"),
+        "psycopg": _version("psycopg"),
+    }
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package.replace("_", "-"))
+    except PackageNotFoundError:
+        return "?"
+
+
+def table(header: list[str], rows: list[list[str]], left: int = 2) -> None:
+    lines = [header, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+
+    def fmt(line: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+
+    say(fmt(header))
+    say("  ".join("-" * w for w in widths))
+    for line in rows:
+        say(fmt(line))
+
+
+def verdict(met: bool | None) -> str:
+    return "-" if met is None else ("yes" if met else "NO")
+
+
+def ms_text(value: float) -> str:
+    if math.isinf(value):
+        return "not recorded"
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:,.1f} ms" if value < 10_000 else f"{value / 1e3:,.1f} s"
+
+
+def print_results(
+    throughput: list[Throughput], latency: list[LatencyResult], args: argparse.Namespace
+) -> None:
+    if throughput:
+        say(f"--- (a) durable run throughput: {args.runs:,} no-op runs, one after the other "
+            f"(after {args.warmup} warm-up runs), each store fresh ---")
+        rows = []
+        for result in throughput:
+            rows.append([
+                result.store, result.variant, f"{result.per_second:,.0f}",
+                f"{result.seconds:.2f} s",
+                f">= {result.target:,.0f}" if result.target else "-", verdict(result.met),
+                result.note,
+            ])
+        table(["store", "variant", "runs/s", "time", "target", "met", "where the time went"],
+              rows)
+        say("")
+    if latency:
+        say(f"--- (b) fire latency and (c) host RSS: {args.tasks:,} active tasks 'every "
+            f"{args.every}s', anchors spread over the interval, TaskScheduler started in "
+            "a fresh process ---")
+        rows = []
+        for result in latency:
+            worker = result.worker
+            p50, p99, worst = result.delays("called_delay_ms")
+            s50, s99, _ = result.delays("saved_delay_ms")
+            rows.append([
+                result.store, "fire delay at _record_run call",
+                ms_text(p50), ms_text(p99), ms_text(worst), f"< {TARGET_FIRE_P99_MS:g} ms",
+                verdict(p99 < TARGET_FIRE_P99_MS),
+            ])
+            rows.append([
+                result.store, "fire delay, run saved", ms_text(s50), ms_text(s99), "", "", "",
+            ])
+            r50, r99, rmax = result.delays("start_delay_ms")
+            rows.append([
+                result.store, "run start delay (Started - instant)", ms_text(r50),
+                ms_text(r99), ms_text(rmax), "", "",
+            ])
+            rss = worker["rss_mb"]
+            rows.append([
+                result.store, "host RSS after the run (peak)", f"{rss['end']:.0f} MB",
+                f"({rss['peak']:.0f} MB)", "", f"< {TARGET_RSS_MB:g} MB",
+                verdict(rss["end"] < TARGET_RSS_MB),
+            ])
+            rows.append([
+                result.store, "host RSS before the scheduler", f"{rss['before_scheduler']:.0f} MB",
+                "", "", "", "",
+            ])
+        table(["store", "figure", "p50 / value", "p99", "max", "target", "met"], rows)
+        say("")
+        for result in latency:
+            worker = result.worker
+            creation = result.setup
+            probe = result.add_task
+            rss = worker["rss_mb"]
+            say(f"{result.store}: {worker['tasks_active']:,} active tasks, "
+                f"{worker['timers']:,} timers; start() {worker['start_seconds']:.1f} s "
+                f"({worker['recorded_at_start']} runs recorded during start); measured "
+                f"{worker['window_seconds']:.0f} s: {worker['expected_fires']:,} fires due "
+                f"({worker['fires_per_second']:.0f}/s), {worker['recorded_fires']:,} recorded, "
+                f"{worker['window_runs_started']:,} started by the end (+{args.grace:g} s); "
+                f"process CPU {worker['cpu_cores_used_in_window']:.2f} cores; refresh() p50 "
+                f"{(worker['refresh_seconds']['p50'] or 0) * 1e3:.0f} ms, max "
+                f"{(worker['refresh_seconds']['max'] or 0) * 1e3:.0f} ms; runs at the end "
+                f"{worker['runs_by_status_at_end']}; warnings logged {worker['warnings_logged']}")
+            say(f"{result.store}: RSS after imports {rss['after_imports']:.0f} MB, before the "
+                f"scheduler {rss['before_scheduler']:.0f} MB, after start() "
+                f"{rss['after_start']:.0f} MB, peak {rss['peak']:.0f} MB, end "
+                f"{rss['end']:.0f} MB")
+            say(f"{result.store}: {creation.tasks:,} tasks created by {creation.method}: "
+                f"{creation.create_seconds:.1f} s + projection catch-up "
+                f"{creation.catch_up_seconds:.1f} s. TaskService.add_task p50: "
+                f"{probe['fresh_company']['p50_ms']:.1f} ms into a fresh company, "
+                f"{probe['company_with_tasks']['p50_ms']:.1f} ms into the company holding "
+                f"{creation.tasks:,} tasks ({probe['company_events']:,} company events "
+                f"replayed per call)")
+            for line in worker["first_warnings"]:
+                say(f"{result.store}: warning: {line}")
+        say("")
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 200 runs; 1,000 tasks every 6 s, 10 s measured")
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL,
+                        help="an existing database on the PostgreSQL server, used to create and "
+                             "drop the run's databases (default: %(default)s)")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--runs", type=int, help="(a) timed runs per variant (default 2,000)")
+    parser.add_argument("--warmup", type=int, help="(a) untimed runs first (default 100)")
+    parser.add_argument("--tasks", type=int, help="(b, c) active tasks (default 10,000)")
+    parser.add_argument("--every", type=int,
+                        help="(b, c) the tasks' interval in seconds (default 60; 6 with --quick, "
+                             "the same fire rate with a tenth of the tasks)")
+    parser.add_argument("--latency-seconds", type=float,
+                        help="(b) measured window in seconds (default 45)")
+    parser.add_argument("--latency-warmup", type=float,
+                        help="(b) seconds of fires before the window (default 5)")
+    parser.add_argument("--margin", type=float,
+                        help="(b) seconds from task creation to the first anchor; must cover "
+                             "the host start (default 75)")
+    parser.add_argument("--grace", type=float, default=3.0,
+                        help="(b) seconds the host keeps running after the window "
+                             "(default %(default)s)")
+    parser.add_argument("--add-task-probes", type=int, default=ADD_TASK_PROBES,
+                        help="timed TaskService.add_task calls per company (default %(default)s)")
+    parser.add_argument("--skip-throughput", action="store_true", help="skip (a)")
+    parser.add_argument("--skip-latency", action="store_true", help="skip (b) and (c)")
+    parser.add_argument("--no-json", action="store_true", help="do not write results JSON")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-output", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "runs": 200 if quick else 2_000,
+        "warmup": 20 if quick else 100,
+        "tasks": 1_000 if quick else 10_000,
+        "every": 6 if quick else 60,
+        "latency_seconds": 10.0 if quick else 45.0,
+        "latency_warmup": 3.0 if quick else 5.0,
+        "margin": 20.0 if quick else 75.0,
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    if args.worker:
+        result = latency_worker(json.loads(args.worker))
+        Path(args.worker_output).write_text(json.dumps(result))
+        return 0
+
+    started = time.perf_counter()
+    info = machine()
+    say(f"machine: {info['cpu_count']} cores (os.cpu_count()), {info['platform']}, "
+        f"Python {info['python']} ({info['python_implementation']}), "
+        f"SQLAlchemy {info['sqlalchemy']}, SQLite {info['sqlite']}, APScheduler "
+        f"{info['apscheduler']}, eventsourcing {info['eventsourcing']}, "
+        f"eventsourcing-sqlalchemy {info['eventsourcing_sqlalchemy']}, "
+        f"psycopg {info['psycopg']}")
+    say(f"run: (a) {args.runs:,} runs per variant after {args.warmup} warm-up; (b, c) "
+        f"{args.tasks:,} tasks every {args.every}s, {args.latency_seconds:g} s measured"
+        f"{' (--quick)' if args.quick else ''}")
+
+    databases = Databases(None if args.no_postgres else args.postgres_url)
+    databases.open()
+    kinds = [] if args.no_sqlite else ["SQLite"]
+    if databases.has_postgres:
+        kinds.append("PostgreSQL")
+        say(f"PostgreSQL {databases.postgres_version} at {databases.where} "
+            f"({', '.join(f'{k}={v}' for k, v in databases.postgres_settings.items())}); "
+            "a database is created per measurement and dropped after it")
+    say("")
+
+    throughput: list[Throughput] = []
+    latency: list[LatencyResult] = []
+    try:
+        if not args.skip_throughput:
+            for kind in kinds:
+                for label, bench in THROUGHPUT_VARIANTS:
+                    store = databases.new(kind)
+                    try:
+                        say(f"[{kind}] (a) {label}: {args.runs:,} runs ...")
+                        result = bench(store, args.runs, args.warmup)
+                    finally:
+                        databases.drop(store)
+                    say(f"[{kind}] (a) {label}: {result.per_second:,.0f} runs/s "
+                        f"({result.seconds:.2f} s)")
+                    throughput.append(result)
+            say("")
+        if not args.skip_latency:
+            for kind in kinds:
+                latency.append(bench_latency(databases, kind, args))
+            say("")
+    finally:
+        databases.close()
+
+    elapsed = time.perf_counter() - started
+    say("=== results ===")
+    say("")
+    print_results(throughput, latency, args)
+    say(f"total run time: {elapsed:.0f} s")
+
+    if not args.no_json:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = RESULTS_DIR / f"scheduling-{stamp}.json"
+        path.write_text(json.dumps({
+            "benchmark": "bench_scheduling",
+            "timestamp": stamp,
+            "machine": info,
+            "postgres": {"version": databases.postgres_version,
+                         "settings": databases.postgres_settings,
+                         "skipped": databases.skip_reason},
+            "arguments": {k: v for k, v in vars(args).items()
+                          if k not in ("postgres_url", "worker", "worker_output")},
+            "targets": {
+                "sqlite_runs_per_second": TARGET_SQLITE_RUNS_PER_SECOND,
+                "postgres_runs_per_second": TARGET_POSTGRES_RUNS_PER_SECOND,
+                "fire_p99_ms": TARGET_FIRE_P99_MS,
+                "rss_mb": TARGET_RSS_MB,
+            },
+            "total_seconds": elapsed,
+            "throughput": [result.as_json() for result in throughput],
+            "latency": [result.as_json() for result in latency],
+        }, indent=2, default=str))
+        say(f"results written to {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
