@@ -6,6 +6,7 @@ the projections up to date, like :mod:`engine.application`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -116,10 +117,11 @@ class TaskService:
 
     def _company_database_url(self, name: str, database_url: str | None) -> str:
         if database_url is None:
-            slug = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-") or "company"
+            slug = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")[:40] or "company"
+            digest = hashlib.sha256(name.casefold().encode()).hexdigest()[:8]
             folder = self.home / "companies"
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return f"sqlite:///{folder / slug}.db"
+            return f"sqlite:///{folder / f'{slug}-{digest}'}.db"
         try:
             url = make_url(database_url)
         except ArgumentError:
@@ -127,7 +129,7 @@ class TaskService:
                 f"company database {database_url!r} is not a URL; expected sqlite:///PATH or "
                 "postgresql+psycopg://USER@HOST:PORT/DATABASE"
             ) from None
-        if url.drivername not in ("sqlite", "postgresql+psycopg"):
+        if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
             raise InvalidCompanyDatabaseError(
                 f"company database scheme {url.drivername!r} is not supported; expected "
                 "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"

@@ -18,6 +18,8 @@ MAX_ATTEMPTS_LIMIT = 100
 MAX_BACKOFF_SECONDS = 86_400.0
 MAX_TIMEOUT_SECONDS = 7 * 86_400.0
 MAX_TASK_NAME_LENGTH = 200
+MISSED_COUNT_LIMIT = 10_000
+"""Missed occurrences are counted up to this many; more are reported as "more than"."""
 
 
 class TaskDefinitionError(DomainError):

@@ -40,6 +40,7 @@ class RunContext:
     run_id: str
     task_id: str
     company: str
+    company_database_url: str
     scheduled_for: datetime
     attempt: int
     params: Any

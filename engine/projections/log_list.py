@@ -12,11 +12,9 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from engine.adapters.schema import log_entries
 from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
-from engine.domain.task_definition import TaskDefinition
+from engine.domain.task_definition import MISSED_COUNT_LIMIT, TaskDefinition
 from engine.domain.task_run import TaskRun
 from engine.projections.runner import NumberedEvent, Projection
-
-MISSED_COUNT_LIMIT = 10_000  # as counted by the scheduler
 
 LogStatus = Literal["ok", "warning", "error"]
 LOG_STATUSES: tuple[LogStatus, ...] = ("ok", "warning", "error")

@@ -149,28 +149,8 @@ class RunList(Projection):
         with engine.connect() as connection:
             return {UUID(task_id): latest for task_id, latest in connection.execute(query)}
 
-    @staticmethod
-    def consecutive_failures(engine: Engine, task_id: UUID, limit: int) -> int:
-        """How many of the task's latest finished runs failed in a row (at most ``limit``)."""
-        query = (
-            select(runs.c.status)
-            .where(runs.c.task_id == str(task_id))
-            .where(runs.c.status.in_(["succeeded", "failed", "abandoned"]))
-            .order_by(runs.c.scheduled_for.desc())
-            .limit(limit)
-        )
-        with engine.connect() as connection:
-            statuses = list(connection.execute(query).scalars())
-        count = 0
-        for status in statuses:
-            if status == "succeeded":
-                break
-            count += 1
-        return count
-
 
 def _view(row: Any) -> RunView:
-    # The result of func.max over a UtcDateTime column comes back naive on SQLite.
     return RunView(
         id=UUID(row.id), task_id=UUID(row.task_id), company=row.company, kind=row.kind,
         scheduled_for=row.scheduled_for, manual=row.manual, status=row.status,

@@ -56,7 +56,7 @@ class TaskView:
 
 
 class TaskList(Projection):
-    """``soa_tasks``: one row per task definition; removed tasks are deleted."""
+    """``soa_tasks``: one row per task definition (removed ones are flagged, not shown)."""
 
     name = "tasks"
     tables = (tasks,)

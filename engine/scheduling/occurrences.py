@@ -14,7 +14,7 @@ cron), read in the schedule's time zone:
 
 ``every`` follows absolute time: ``anchor + k * interval`` in UTC, unaffected by DST.
 
-How: a ``CronTrigger`` in a DST zone does not keep this policy (DESIGN.md section 5), so
+How: a ``CronTrigger`` in a DST zone does not keep this policy (see docs/scheduling.md), so
 the trigger runs in UTC over "floating" wall-clock values (local wall time written as if
 it were UTC, a zone without DST); each wall-clock candidate is then mapped to an instant
 with ``zoneinfo`` (``fold=0`` for a repeated time, the end of the gap for a missing one)

@@ -65,6 +65,8 @@ def status(lang: str | None, as_json: bool) -> int:
         print_json(result.as_json())
     else:
         click.echo(result.text)
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}")
     return EXIT_OK
 
 

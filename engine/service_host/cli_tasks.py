@@ -102,31 +102,35 @@ def companies_remove(name: str) -> int:
 
 # -- tasks --------------------------------------------------------------------------------
 
-def _schedule_options(func: Any) -> Any:
+def _schedule_options(func: Any, *, editing: bool = False) -> Any:
+    zone_default = "" if editing else " [default: Europe/Warsaw]"
     options = [
         click.option("--every", help="Every N seconds, minutes or hours: 30s, 5m, 2h."),
         click.option("--daily", help="Daily at HH:MM."),
         click.option("--weekly", help="Weekly on days at a time: mon,thu@07:00."),
         click.option("--monthly", help="Monthly on a day (or last) at a time: 1@06:00."),
         click.option("--cron", help="A 5-field crontab expression: '0 6 * * 1-5'."),
-        click.option("--business-days", is_flag=True, default=None,
-                     help="Only Monday to Friday without Polish public holidays."),
-        click.option("--tz", help="Time zone of the schedule [default: Europe/Warsaw]."),
+        click.option("--business-days/--all-days", default=None,
+                     help="Only Monday to Friday without Polish public holidays, or every day."),
+        click.option("--tz", help=f"Time zone of the schedule{zone_default}."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _settings_options(func: Any) -> Any:
+def _settings_options(func: Any, *, editing: bool = False) -> Any:
+    def default(text: str) -> str:
+        return "" if editing else f" [default: {text}]"
+
     options = [
         click.option("--catch-up", type=click.Choice(CATCH_UP_POLICIES),
-                     help="Missed occurrences after downtime: all, latest or skip [default: "
-                     "by kind]."),
+                     help="Missed occurrences after downtime: all, latest or skip"
+                     f"{default('by kind')}."),
         click.option("--max-attempts", type=click.IntRange(1, 100),
-                     help="Attempts per run [default: 3]."),
+                     help=f"Attempts per run{default('3')}."),
         click.option("--backoff", type=Duration(), help="First retry delay, doubling each "
-                     "time, with jitter [default: 30s]."),
+                     f"time, with jitter{default('30s')}."),
         click.option("--timeout", type=Duration(), help="Cancel an attempt after this long."),
         click.option("--param", "params", multiple=True, help="A parameter of the kind: "
                      "KEY=VALUE (repeatable)."),
@@ -228,8 +232,8 @@ def tasks_show(task: str, as_json: bool) -> int:
 @tasks.command("edit")
 @click.argument("task")
 @click.option("--name", help="A new name.")
-@_schedule_options
-@_settings_options
+@lambda func: _schedule_options(func, editing=True)
+@lambda func: _settings_options(func, editing=True)
 @click.option("--no-timeout", is_flag=True, help="Remove the timeout.")
 def tasks_edit(task: str, name: str | None, every: str | None, daily: str | None,
                weekly: str | None, monthly: str | None, cron: str | None,
@@ -244,7 +248,7 @@ def tasks_edit(task: str, name: str | None, every: str | None, daily: str | None
         schedule = parse_schedule(
             every=every, daily=daily, weekly=weekly, monthly=monthly, cron=cron,
             business_days=bool(business_days) if business_days is not None
-            else current.business_days,
+            else current.business_days and every is None,
             timezone=tz or current.timezone,
             anchor=service.clock.now().replace(microsecond=0) if every else None,
         )

@@ -16,7 +16,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,7 @@ from eventsourcing.persistence import IntegrityError
 
 from engine.adapters.checkpoints_sqlalchemy import SqlCheckpointStore
 from engine.domain.errors import DomainError
-from engine.domain.task_definition import RetryPolicy, TaskDefinition
+from engine.domain.task_definition import MISSED_COUNT_LIMIT, RetryPolicy, TaskDefinition
 from engine.domain.task_run import TaskRun
 from engine.operations.contract import RunContext
 from engine.ports import OperatorNotifier
@@ -41,11 +40,9 @@ from engine.scheduling.occurrences import next_occurrence, occurrences
 from engine.scheduling.schedule import Schedule
 from engine.tasks import TaskService
 
-MISSED_COUNT_LIMIT = 10_000
-"""Missed occurrences are counted up to this many (more are reported as "more than")."""
-
 ON_TIME_SECONDS = 60.0
-"""An occurrence older than this when its timer fires counts as missed (catch-up policy)."""
+"""When a task's due occurrences are recorded, the latest of them is on time if it is at
+most this old; every other due occurrence is missed and follows the catch-up policy."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +69,25 @@ class OccurrenceTrigger(BaseTrigger):  # type: ignore[misc]
 
 @dataclass
 class _Attempt:
-    result: Mapping[str, int] | None = None
+    result: dict[str, int] | None = None
     error: BaseException | None = None
     done: bool = False
+    worker: threading.Thread | None = None
+    """The operation's thread, when it outlived the timeout."""
+
+
+def _counts(result: object) -> dict[str, int]:
+    """An operation's result as counts; anything else fails the attempt."""
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping) or not all(
+        isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool)
+        for key, value in result.items()
+    ):
+        raise TypeError(
+            f"run() returned {type(result).__name__}; expected a mapping of str to int or None"
+        )
+    return dict(result)
 
 
 class TaskScheduler:
@@ -104,9 +117,6 @@ class TaskScheduler:
         self._timers = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
-        )
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.max_concurrent_runs, thread_name_prefix="soa-run"
         )
         self._tasks: dict[UUID, TaskView] = {}
         self._all_tasks: dict[UUID, TaskView] = {}
@@ -155,7 +165,8 @@ class TaskScheduler:
         with self._lock:
             for context in self._contexts.values():
                 context.cancelled.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Attempt threads are daemons: an operation that ignores cancellation cannot keep
+        # the stopped host alive; its run stays "running" and the next start abandons it.
 
     # -- definitions and timers --------------------------------------------------------
 
@@ -177,7 +188,7 @@ class TaskScheduler:
                         task.schedule_from, task.considered_through, last.get(task.id)
                     ) if moment is not None
                 )
-                self._on_timer(task.id)
+                self._record_due(task, self.clock_now)
                 self._timers.add_job(
                     self._on_timer, OccurrenceTrigger(
                         Schedule.from_dict(task.schedule), self._cursors[task.id]
@@ -212,12 +223,13 @@ class TaskScheduler:
     def _record_due(self, task: TaskView, now: datetime) -> None:
         schedule = Schedule.from_dict(task.schedule)
         cursor = self._cursors[task.id]
-        on_time_from = now - timedelta(seconds=ON_TIME_SECONDS)
-        on_time = occurrences(schedule, max(cursor, on_time_from), now)
-        missed_cutoff = min(max(cursor, on_time_from), on_time[0]) if on_time else max(
-            cursor, on_time_from
+        latest = self._most_recent(schedule, cursor, now, 1)
+        recent = latest and latest[0] > now - timedelta(seconds=ON_TIME_SECONDS)
+        on_time = latest if recent else []
+        missed_cutoff = on_time[0] - timedelta(microseconds=1) if on_time else now
+        replay, missed, bounded = self._missed(
+            task, schedule, cursor, missed_cutoff, has_on_time=bool(on_time)
         )
-        replay, missed, bounded = self._missed(task, schedule, cursor, missed_cutoff)
         for instant in [*replay, *on_time]:
             self._record_run(task, instant)
         if missed:
@@ -235,10 +247,14 @@ class TaskScheduler:
         self._cursors[task.id] = now
 
     def _missed(
-        self, task: TaskView, schedule: Schedule, cursor: datetime, until: datetime
+        self, task: TaskView, schedule: Schedule, cursor: datetime, until: datetime, *,
+        has_on_time: bool,
     ) -> tuple[list[datetime], int, bool]:
         """The missed occurrences to replay, how many were missed (counted up to
-        :data:`MISSED_COUNT_LIMIT` + 1), and whether the replay limit cut some."""
+        :data:`MISSED_COUNT_LIMIT` + 1), and whether the replay limit cut some.
+
+        With ``latest``, nothing missed is replayed when an on-time occurrence runs.
+        """
         if until <= cursor:
             return [], 0, False
         cap = self.settings.max_catch_up
@@ -248,6 +264,8 @@ class TaskScheduler:
         if not counted or task.catch_up == "skip":
             return [], missed, False
         if task.catch_up == "latest":
+            if has_on_time:
+                return [], missed, False
             latest = counted[-1] if complete else self._most_recent(schedule, cursor, until, 1)[0]
             return [latest], missed, False
         if missed <= cap:
@@ -299,15 +317,23 @@ class TaskScheduler:
                     break
                 task = self._all_tasks.get(run.task_id)
                 if task is None:
-                    self._skip(run, "its task was removed")
-                    continue
+                    if self._is_removed(run.task_id):
+                        self._skip(run, "its task was removed")
+                    continue  # defined after the last refresh: the next one picks it up
                 if not task.enabled:
                     self._skip(run, "its task is disabled")
                     continue
                 if task.paused and not run.manual:
                     continue
                 self._running[run.task_id] = run.id
-                self._pool.submit(self._attempt, run.id, task)
+                threading.Thread(
+                    target=self._attempt, args=(run.id, task), name=f"soa-run-{run.id}",
+                    daemon=True,
+                ).start()
+
+    def _is_removed(self, task_id: UUID) -> bool:
+        definition: object = self.service.store.repository.get(task_id)
+        return not isinstance(definition, TaskDefinition) or definition.removed
 
     def _skip(self, view: RunView, reason: str) -> None:
         run: object = self.service.store.repository.get(view.id)
@@ -341,8 +367,7 @@ class TaskScheduler:
         outcome = self._call(run, task, attempt)
         duration = time.monotonic() - started
         if outcome.error is None and outcome.done:
-            run.succeed({key: int(value) for key, value in (outcome.result or {}).items()},
-                        duration)
+            run.succeed(outcome.result or {}, duration)
         else:
             timed_out = not outcome.done
             error = outcome.error or TimeoutError(
@@ -360,6 +385,10 @@ class TaskScheduler:
         except IntegrityError:
             self.logger.warning("run %s: outcome not recorded, changed by another host", run_id)
             return
+        finally:
+            if outcome.worker is not None:
+                # The task stays busy (one run at a time) until the cancelled operation ends.
+                outcome.worker.join()
         if run.status == "failed":
             self._check_failures(task)
 
@@ -373,8 +402,10 @@ class TaskScheduler:
         except (DomainError, ValueError) as error:
             outcome.error, outcome.done = error, True
             return outcome
+        company: object = self.service.store.repository.get(task.company_id)
         context = RunContext(
             run_id=str(run.id), task_id=str(task.id), company=task.company,
+            company_database_url=getattr(company, "database_url", ""),
             scheduled_for=run.scheduled_for, attempt=attempt, params=params,
             checkpoints=SqlCheckpointStore(self.service.engine, str(run.id)),
         )
@@ -383,7 +414,7 @@ class TaskScheduler:
 
         def target() -> None:
             try:
-                outcome.result = operation.run(context)
+                outcome.result = _counts(operation.run(context))
             except BaseException as error:  # an operation's failure fails the attempt
                 outcome.error = error
             outcome.done = True
@@ -393,17 +424,22 @@ class TaskScheduler:
         worker.join(task.timeout_seconds)
         if worker.is_alive():
             context.cancelled.set()
+            outcome.worker = worker
         return outcome
 
     def _check_failures(self, task: TaskView) -> None:
+        self._check_failures_of(task.id, task.name, task.kind, task.company)
+
+    def _check_failures_of(self, task_id: UUID, name: str, kind: str, company: str) -> None:
+        """Notify the operator once, when a task's failures in a row reach the threshold."""
         self.service.projections.catch_up()
         threshold = self.settings.failure_warning_threshold
         failing = {view.id: view for view in TaskList.failing(self.service.engine, threshold)}
-        view = failing.get(task.id)
+        view = failing.get(task_id)
         if view is not None and view.consecutive_failures == threshold:
             self.notifier.notify(
-                f"task {task.name!r} ({task.kind}, {task.company}) keeps failing",
-                f"its last {threshold} runs failed; see soa runs list --task {task.id}",
+                f"task {name!r} ({kind}, {company}) keeps failing",
+                f"its last {threshold} runs failed; see soa runs list --task {task_id}",
             )
 
     def _recover(self) -> None:
@@ -431,6 +467,8 @@ class TaskScheduler:
                 continue
             self.logger.warning("run %s: abandoned attempt %d of a dead host", run.id,
                                 run.attempt)
+            if run.is_final and isinstance(task, TaskDefinition):
+                self._check_failures_of(task.id, task.name, task.kind, task.company)
 
 
 def _one_line(error: BaseException) -> str:

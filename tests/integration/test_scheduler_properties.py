@@ -28,17 +28,18 @@ Segment = tuple[int, int, int]  # whole intervals up, seconds more up, seconds d
 def expected_runs(
     schedule: object, policy: str, cap: int, start: datetime, plan: list[tuple[datetime, datetime]]
 ) -> list[datetime]:
-    """The model: on each start, on-time occurrences run and missed ones follow the policy;
-    while up, every occurrence runs when it falls due."""
+    """The model: on each start, the latest due occurrence runs if it is recent (on time)
+    and the others, missed, follow the policy; while up, every occurrence runs when due."""
     recorded: list[datetime] = []
     cursor = start
     for up_at, down_at in plan:
         due = occurrences(schedule, cursor, up_at)  # type: ignore[arg-type]
-        on_time = [moment for moment in due if moment > up_at - timedelta(seconds=ON_TIME_SECONDS)]
-        missed = [moment for moment in due if moment not in on_time]
+        recent = bool(due) and due[-1] > up_at - timedelta(seconds=ON_TIME_SECONDS)
+        on_time = due[-1:] if recent else []
+        missed = due[:-1] if recent else due
         if policy == "all":
             recorded += missed[-cap:]
-        elif policy == "latest":
+        elif policy == "latest" and not on_time:
             recorded += missed[-1:]
         recorded += on_time
         recorded += occurrences(schedule, up_at, down_at)  # type: ignore[arg-type]

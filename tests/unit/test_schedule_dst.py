@@ -39,7 +39,7 @@ def runs_on_local_day(schedule: Schedule, day: date, zone: ZoneInfo = WARSAW) ->
 
 
 def test_apscheduler_alone_breaks_the_policy_which_is_why_the_layer_exists() -> None:
-    # The facts of DESIGN.md section 5; if APScheduler changes them, the layer may go.
+    # APScheduler 3.11 CronTrigger facts the DST layer exists for; if they change, it may go.
     trigger = CronTrigger(hour=2, minute=30, timezone=WARSAW)
     spring = trigger.get_next_fire_time(None, datetime(2026, 3, 29, tzinfo=WARSAW))
     assert spring.astimezone(UTC) == at(date(2026, 3, 29), 1, 30)  # 03:30 CEST, not 03:00
