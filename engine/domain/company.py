@@ -7,6 +7,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from engine.domain.errors import DomainError
+from engine.domain.names import check_printable_name
 
 COMPANY_NAMESPACE = uuid5(UUID(int=0), "soa-engine/company")
 MAX_COMPANY_NAME_LENGTH = 100
@@ -39,18 +40,10 @@ def check_company_name(name: str) -> str:
     :raises InvalidCompanyNameError: if empty, longer than 100 characters or with
         control characters.
     """
-    stripped = name.strip()
-    if not stripped:
-        raise InvalidCompanyNameError("company name is empty; give 1 to 100 printable characters")
-    if len(stripped) > MAX_COMPANY_NAME_LENGTH:
-        raise InvalidCompanyNameError(
-            f"company name is longer than {MAX_COMPANY_NAME_LENGTH} characters"
-        )
-    if any(ord(char) < 32 or ord(char) == 127 for char in stripped):
-        raise InvalidCompanyNameError(
-            f"company name {stripped!r} contains control characters; use printable ones"
-        )
-    return stripped
+    return check_printable_name(
+        name, what="company name", max_length=MAX_COMPANY_NAME_LENGTH,
+        error=InvalidCompanyNameError,
+    )
 
 
 def company_id(name: str) -> UUID:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.domain.errors import DomainError
+from engine.domain.names import check_printable_name
 
 MAX_STATION_LENGTH = 64
 
@@ -21,15 +22,6 @@ class StationName:
         :raises InvalidStationError: if it is empty, longer than 64 characters or
             contains control characters.
         """
-        stripped = name.strip()
-        if not stripped:
-            raise InvalidStationError("station name is empty; give a name such as the host name")
-        if len(stripped) > MAX_STATION_LENGTH:
-            raise InvalidStationError(
-                f"station name {stripped[:20]!r}... is longer than {MAX_STATION_LENGTH} characters"
-            )
-        if any(ord(char) < 32 or ord(char) == 127 for char in stripped):
-            raise InvalidStationError(
-                f"station name {stripped!r} contains control characters; use printable ones"
-            )
-        return stripped
+        return check_printable_name(
+            name, what="station name", max_length=MAX_STATION_LENGTH, error=InvalidStationError
+        )

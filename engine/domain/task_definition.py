@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 from eventsourcing.domain import Aggregate, event
 
 from engine.domain.errors import DomainError
+from engine.domain.names import check_printable_name
 
 CatchUp = Literal["all", "latest", "skip"]
 CATCH_UP_POLICIES: tuple[str, ...] = get_args(CatchUp)
@@ -76,15 +77,9 @@ def check_timeout(seconds: float | None) -> float | None:
 
 
 def check_task_name(name: str) -> str:
-    stripped = name.strip()
-    if not stripped or len(stripped) > MAX_TASK_NAME_LENGTH or any(
-        ord(char) < 32 for char in stripped
-    ):
-        raise TaskDefinitionError(
-            f"task name {name[:40]!r} is not allowed; give 1 to {MAX_TASK_NAME_LENGTH} "
-            "printable characters"
-        )
-    return stripped
+    return check_printable_name(
+        name, what="task name", max_length=MAX_TASK_NAME_LENGTH, error=TaskDefinitionError
+    )
 
 
 class TaskDefinition(Aggregate):

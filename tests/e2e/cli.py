@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,23 @@ class Soa:
                     self.home
                 )) and is_host_process(process.pid):
                     process.kill()
+
+
+def succeeded_per_run(soa: Soa) -> Counter[str]:
+    """How many ``Succeeded`` events each run has in the event log (must be 0 or 1)."""
+    from engine.domain.task_run import TaskRun
+    from tests.support import open_app
+
+    app = open_app(soa.home, soa.database_url, "AUDIT")
+    try:
+        return Counter(
+            str(event.originator_id)
+            for notification in app.store.recorder.select_notifications(start=1, limit=10**7)
+            if isinstance(event := app.store.mapper.to_domain_event(notification),
+                          TaskRun.Succeeded)
+        )
+    finally:
+        app.engine.dispose()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> float:

@@ -12,9 +12,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from engine.domain.task_run import TaskRun
-from tests.e2e.cli import Soa, process_exists, wait_until
-from tests.support import open_app
+from tests.e2e.cli import Soa, process_exists, succeeded_per_run, wait_until
 
 
 def add_probe(soa: Soa, ledger: str, *args: str, station: str = "BIURO") -> str:
@@ -123,14 +121,7 @@ def test_sigkill_during_runs_loses_nothing_and_completes_nothing_twice(
     gaps = [b - a for a, b in itertools.pairwise(instants)]
     assert all(gap == timedelta(seconds=1) for gap in gaps), gaps
     # ... and nothing completed twice: one Succeeded per run in the event log,
-    app = open_app(soa.home, soa.database_url, "AUDIT")
-    succeeded = Counter(
-        str(event.originator_id)
-        for notification in app.store.recorder.select_notifications(start=1, limit=1_000_000)
-        if isinstance(event := app.store.mapper.to_domain_event(notification),
-                      TaskRun.Succeeded)
-    )
-    app.engine.dispose()
+    succeeded = succeeded_per_run(soa)
     assert succeeded and max(succeeded.values()) == 1
     # ... and one effect per succeeded run, though killed attempts were called again.
     effects = Counter(row[0] for row in ledger_rows(ledger, "effects"))

@@ -9,10 +9,9 @@ from collections import Counter
 
 import pytest
 
-from engine.domain.task_run import TaskRun
-from tests.e2e.cli import Soa, process_exists, wait_until
+from tests.e2e.cli import Soa, process_exists, succeeded_per_run, wait_until
 from tests.e2e.test_scheduling import add_probe, ledger_rows, runs_of
-from tests.support import PASSWORD, open_app
+from tests.support import PASSWORD
 
 
 @pytest.mark.parametrize("store_kind", [pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -45,14 +44,7 @@ def test_a_hung_host_and_its_successor_never_complete_an_occurrence_twice(
     wait_until(lambda: all(r["status"] == "succeeded" for r in runs_of(soa, task_id)), timeout=60)
     soa.ok("BIURO", "stop")
 
-    app = open_app(soa.home, soa.database_url, "AUDIT")
-    succeeded = Counter(
-        str(event.originator_id)
-        for notification in app.store.recorder.select_notifications(start=1, limit=1_000_000)
-        if isinstance(event := app.store.mapper.to_domain_event(notification),
-                      TaskRun.Succeeded)
-    )
-    app.engine.dispose()
+    succeeded = succeeded_per_run(soa)
     assert succeeded and max(succeeded.values()) == 1
     effects = Counter(row[0] for row in ledger_rows(ledger, "effects"))
     assert max(effects.values()) == 1
