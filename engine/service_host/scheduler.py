@@ -132,10 +132,14 @@ class TaskScheduler:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Recover runs of dead hosts, catch up missed occurrences, start the timers."""
+    def start(self, *, timers: bool = True) -> None:
+        """Recover runs of dead hosts, catch up missed occurrences, start the timers.
+
+        Without ``timers`` nothing fires by itself (tests drive :meth:`fire_all`).
+        """
         self._recover()
-        self._timers.start()
+        if timers:
+            self._timers.start()
         self.refresh()
 
     def refresh(self) -> None:

@@ -1,5 +1,5 @@
-"""Property: for random schedules, uptimes and downtimes, the occurrences recorded and run
-are exactly the catch-up policy's expected set, each once."""
+"""Property: for random schedules, uptimes, downtimes and crashes during attempts, the
+occurrences recorded and run are exactly the catch-up policy's expected set, each once."""
 
 from __future__ import annotations
 
@@ -8,21 +8,24 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from engine.adapters.notifier_log import LoggingNotifier
 from engine.domain.task_definition import RetryPolicy
+from engine.domain.task_run import TaskRun
 from engine.operations.registry import OperationRegistry
 from engine.scheduling import occurrences, parse_schedule
-from engine.service_host.bootstrap import build_engine
+from engine.service_host.bootstrap import Engine, build_engine
 from engine.service_host.scheduler import ON_TIME_SECONDS, SchedulerSettings, TaskScheduler
 from tests.integration.test_scheduler import Recorder
 from tests.support import MovableClock, settings_for
 
-Segment = tuple[int, int, int]  # whole intervals up, seconds more up, seconds down
+Segment = tuple[int, int, int, bool]
+"""Whole intervals up, seconds more up, seconds down, and whether the host crashes
+(dies during an attempt, leaving its run ``running``) at the end of the uptime."""
 
 
 def expected_runs(
@@ -47,13 +50,28 @@ def expected_runs(
     return recorded
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def die_during_an_attempt(engine: Engine, task_id: UUID, moment: datetime) -> None:
+    """What a host does before it dies in the attempt of the occurrence at ``moment``:
+    it records the run and its ``Started``, and never its outcome."""
+    task = engine.tasks.task(str(task_id))
+    run = TaskRun(task_id=task_id, company=task.company, kind=task.kind, scheduled_for=moment,
+                  manual=False, max_attempts=task.max_attempts)
+    run.start("BIURO", 4242, uuid4())
+    engine.tasks.store.save(run)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # shrinking takes minutes here
+)
+@example(interval_minutes=10, policy="all", cap=2,
+         segments=[(2, 0, 3600, True), (1, 30, 0, True)])
 @given(
     interval_minutes=st.integers(1, 120),
     policy=st.sampled_from(["all", "latest", "skip"]),
     cap=st.integers(1, 4),
     segments=st.lists(
-        st.tuples(st.integers(0, 3), st.integers(0, 59), st.integers(0, 36_000)),
+        st.tuples(st.integers(0, 3), st.integers(0, 59), st.integers(0, 36_000), st.booleans()),
         min_size=1, max_size=4,
     ),
 )
@@ -74,11 +92,12 @@ def test_recorded_and_run_occurrences_equal_the_policys_set(
             schedule = parse_schedule(every=f"{interval_minutes}m", anchor=start)
             task_id = engine.tasks.add_task(
                 "recorder", company="Firma A", name="p", schedule=schedule, catch_up=policy,
-                retry=RetryPolicy(1, 1.0), params={},
+                retry=RetryPolicy(3, 1.0), params={},
             )
             start = engine.tasks.task(str(task_id)).schedule_from
             plan: list[tuple[datetime, datetime]] = []
-            for up_intervals, up_seconds, down_seconds in segments:
+            crashes = 0
+            for up_intervals, up_seconds, down_seconds, crash in segments:
                 scheduler = TaskScheduler(
                     service=engine.tasks, session_id=uuid4(), pid=1,
                     settings=SchedulerSettings(max_catch_up=cap, stop_grace_seconds=10.0),
@@ -86,12 +105,17 @@ def test_recorded_and_run_occurrences_equal_the_policys_set(
                     logger=logging.getLogger("t"), may_run=lambda: True,
                 )
                 up_at = clock.now()
-                scheduler.refresh()  # a host start: catch-up
+                scheduler.start(timers=False)  # a host start: recovery and catch-up
                 down_at = up_at + timedelta(minutes=interval_minutes * up_intervals,
                                             seconds=up_seconds)
-                for moment in occurrences(schedule, up_at, down_at):
+                due = occurrences(schedule, up_at, down_at)
+                for index, moment in enumerate(due):
                     clock.advance((moment - clock.now()).total_seconds())
-                    scheduler.fire_all()  # the timer fires on time
+                    if crash and index == len(due) - 1:
+                        die_during_an_attempt(engine, task_id, moment)
+                        crashes += 1
+                    else:
+                        scheduler.fire_all()  # the timer fires on time
                 clock.advance((down_at - clock.now()).total_seconds())
                 scheduler.stop()
                 plan.append((up_at, down_at))
@@ -105,7 +129,8 @@ def test_recorded_and_run_occurrences_equal_the_policys_set(
             )
             plan.append((clock.now(), clock.now()))
             expected = expected_runs(schedule, policy, cap, start, plan)
-            final.refresh()
+            final.start(timers=False)
+            clock.advance(5)  # past the retry delay of attempts of crashed hosts
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and len(recorder.calls) < len(expected):
                 final.dispatch()
@@ -114,6 +139,10 @@ def test_recorded_and_run_occurrences_equal_the_policys_set(
             runs = engine.tasks.runs(task=str(task_id), limit=100_000)
             recorded = sorted(run.scheduled_for for run in runs)
             assert recorded == sorted(expected)
+            # Each occurrence ran once: a crashed attempt was abandoned at the next start and
+            # retried (the crash came before the operation was called).
             assert sorted(moment for _, moment in recorder.calls) == sorted(expected)
+            assert {run.status for run in runs} <= {"succeeded"}
+            assert sum(run.attempts == 2 for run in runs) == crashes
         finally:
             engine.service.engine.dispose()
