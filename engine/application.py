@@ -390,9 +390,8 @@ class ServiceApplication:
             try:
                 self._save(ownership)
             except ConcurrentChangeError:
-                pass  # recorded (or changed) by another process meanwhile
-            else:
-                self.leases.release(session_id)
+                return ownership, True  # recorded (or changed) by another process meanwhile
+            self.leases.release(session_id)
         return ownership, True
 
     def _last_heartbeat(self, session_id: UUID, lease: HostLease | None) -> str | None:
