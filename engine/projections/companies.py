@@ -62,6 +62,15 @@ class CompanyList(Projection):
                     connection.execute(update(companies).where(row).values(removed=True))
 
     @staticmethod
+    def database_url(engine: Engine, company_id: UUID) -> str:
+        """The registered database URL of a company ('' if unknown)."""
+        with engine.connect() as connection:
+            url = connection.execute(
+                select(companies.c.database_url).where(companies.c.id == str(company_id))
+            ).scalar()
+        return str(url or "")
+
+    @staticmethod
     def read(engine: Engine) -> list[CompanyView]:
         query = select(companies).where(companies.c.removed.is_(False)).order_by(companies.c.name)
         with engine.connect() as connection:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 
 from engine.adapters.schema import runs
 from engine.domain.task_run import TaskRun
@@ -129,6 +129,21 @@ class RunList(Projection):
         query = query.order_by(order, runs.c.id)
         if limit is not None:
             query = query.limit(limit)
+        with engine.connect() as connection:
+            return [_view(row) for row in connection.execute(query)]
+
+    @staticmethod
+    def due(engine: Engine, now: datetime, limit: int) -> list[RunView]:
+        """Runs waiting to start whose time has come, oldest first, at most ``limit``."""
+        query = (
+            select(runs)
+            .where(or_(
+                and_(runs.c.status == "scheduled", runs.c.scheduled_for <= now),
+                and_(runs.c.status == "retrying", runs.c.retry_at <= now),
+            ))
+            .order_by(runs.c.scheduled_for, runs.c.id)
+            .limit(limit)
+        )
         with engine.connect() as connection:
             return [_view(row) for row in connection.execute(query)]
 

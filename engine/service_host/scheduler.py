@@ -34,11 +34,15 @@ from engine.domain.task_definition import MISSED_COUNT_LIMIT, RetryPolicy, TaskD
 from engine.domain.task_run import TaskRun
 from engine.operations.contract import RunContext
 from engine.ports import OperatorNotifier
+from engine.projections.companies import CompanyList
 from engine.projections.runs import RunList, RunView
 from engine.projections.tasks import TaskList, TaskView
 from engine.scheduling.occurrences import next_occurrence, occurrences
 from engine.scheduling.schedule import Schedule
 from engine.tasks import TaskService
+
+DISPATCH_WINDOW = 500
+"""At most this many due runs are looked at per dispatch, oldest first."""
 
 ON_TIME_SECONDS = 60.0
 """When a task's due occurrences are recorded, the latest of them is on time if it is at
@@ -125,6 +129,8 @@ class TaskScheduler:
         self._contexts: dict[UUID, RunContext] = {}
         self._fingerprint: tuple[int, int] | None = None
         self._stopping = False
+        self._dispatching = threading.Lock()
+        self._dispatch_again = False
 
     @property
     def clock_now(self) -> datetime:
@@ -248,7 +254,7 @@ class TaskScheduler:
             except IntegrityError:
                 self.logger.warning("catch-up of task %s not recorded: changed meanwhile",
                                     task.id)
-        self._cursors[task.id] = now
+        self._cursors[task.id] = max(cursor, now)
 
     def _missed(
         self, task: TaskView, schedule: Schedule, cursor: datetime, until: datetime, *,
@@ -302,17 +308,31 @@ class TaskScheduler:
     # -- running -----------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Start due runs: one at a time per task, at most the concurrency bound in all."""
+        """Start due runs: one at a time per task, at most the concurrency bound in all.
+
+        Calls that come while another thread dispatches make it go round once more
+        instead of dispatching beside it (under load, many timers fire at once).
+        """
+        while True:
+            if not self._dispatching.acquire(blocking=False):
+                self._dispatch_again = True
+                return
+            try:
+                self._dispatch_again = False
+                self._dispatch_once()
+            finally:
+                self._dispatching.release()
+            if not self._dispatch_again:
+                return
+
+    def _dispatch_once(self) -> None:
         if self._stopping or not self.may_run():
             return
         if self._fingerprint is None:
             return  # definitions not loaded yet: refresh() dispatches once they are
         self.service.projections.catch_up()
         now = self.clock_now
-        pending = RunList.read(
-            self.service.engine, statuses=("scheduled", "retrying"), limit=None,
-            oldest_first=True,
-        )
+        pending = RunList.due(self.service.engine, now, limit=DISPATCH_WINDOW)
         with self._lock:
             for run in pending:
                 if run.due_at > now or run.task_id in self._running:
@@ -406,10 +426,9 @@ class TaskScheduler:
         except (DomainError, ValueError) as error:
             outcome.error, outcome.done = error, True
             return outcome
-        company: object = self.service.store.repository.get(task.company_id)
         context = RunContext(
             run_id=str(run.id), task_id=str(task.id), company=task.company,
-            company_database_url=getattr(company, "database_url", ""),
+            company_database_url=CompanyList.database_url(self.service.engine, task.company_id),
             scheduled_for=run.scheduled_for, attempt=attempt, params=params,
             checkpoints=SqlCheckpointStore(self.service.engine, str(run.id)),
         )
