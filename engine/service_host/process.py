@@ -97,7 +97,8 @@ def record_crash_if_host_gone(app: ServiceApplication) -> None:
 
 
 def stop_background(app: ServiceApplication, settings: Settings) -> Outcome:
-    """Stop the host running on this station by SIGTERM and return once it has stopped."""
+    """Stop the host running on this station by SIGTERM; return once its stop is recorded
+    and its process has ended."""
     view = app.running_session_to_stop()
     assert view.session_id is not None and view.pid is not None
     machine = socket.gethostname()
@@ -118,11 +119,11 @@ def stop_background(app: ServiceApplication, settings: Settings) -> Outcome:
     os.kill(view.pid, signal.SIGTERM)
     deadline = time.monotonic() + settings.stop_timeout_seconds
     while time.monotonic() < deadline:
+        gone = process_is_gone(view.pid, view.since.timestamp())
         if app.view().session_id != view.session_id:
-            return Outcome(0, "stopped")
-        if process_is_gone(view.pid, view.since.timestamp()) and (
-            app.view().session_id == view.session_id
-        ):
+            if gone:
+                return Outcome(0, "stopped")
+        elif gone:
             app.record_crash(view.session_id)
             return Outcome(1, f"the host process {view.pid} ended without recording its stop")
         time.sleep(POLL_SECONDS)
