@@ -114,19 +114,14 @@ class RunList(Projection):
         *,
         task_id: UUID | None = None,
         status: str | None = None,
-        statuses: Sequence[str] = (),
         limit: int | None = 100,
-        oldest_first: bool = False,
     ) -> list[RunView]:
         query = select(runs)
         if task_id is not None:
             query = query.where(runs.c.task_id == str(task_id))
         if status is not None:
             query = query.where(runs.c.status == status)
-        if statuses:
-            query = query.where(runs.c.status.in_(list(statuses)))
-        order = runs.c.scheduled_for.asc() if oldest_first else runs.c.scheduled_for.desc()
-        query = query.order_by(order, runs.c.id)
+        query = query.order_by(runs.c.scheduled_for.desc(), runs.c.id)
         if limit is not None:
             query = query.limit(limit)
         with engine.connect() as connection:
