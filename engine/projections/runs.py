@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 
-from engine.adapters.schema import runs
+from engine.adapters.schema import runs, tasks
 from engine.domain.task_run import TaskRun
 from engine.projections.runner import NumberedEvent, Projection
 
@@ -53,13 +53,12 @@ class RunView:
 
 
 def _changes(event: Any) -> dict[str, Any]:
-    """The columns an event of a run changes."""
+    """The columns an event of a run changes (``started_at`` only where still empty)."""
     match event:
         case TaskRun.Started():
             return {
                 "status": "running", "attempts": event.attempt, "retry_at": None,
-                "session_id": str(event.session_id),
-                "started_at": func.coalesce(runs.c.started_at, event.timestamp),
+                "session_id": str(event.session_id), "started_at": event.timestamp,
             }
         case TaskRun.AttemptFailed():
             return {
@@ -93,20 +92,42 @@ class RunList(Projection):
     tables = (runs,)
 
     def apply(self, connection: Connection, events: Sequence[NumberedEvent]) -> None:
+        """Fold the events of each run, then write one row per run: new runs in one
+        multi-row insert, changed runs in one statement per set of changed columns."""
+        new: dict[str, dict[str, Any]] = {}
+        changed: dict[str, dict[str, Any]] = {}
         for _, event in events:
+            run_id = str(event.originator_id)
             if isinstance(event, TaskRun.Scheduled):
-                connection.execute(insert(runs).values(
-                    id=str(event.originator_id), task_id=str(event.task_id),
-                    company=event.company, kind=event.kind, scheduled_for=event.scheduled_for,
-                    manual=event.manual, status="scheduled", attempts=0,
-                    max_attempts=event.max_attempts,
-                ))
+                new[run_id] = _new_row(run_id, event)
                 continue
-            changes = _changes(event)
+            row = new.get(run_id)
+            if row is None:
+                row = changed.setdefault(run_id, {})
+            for column, value in _changes(event).items():
+                if column == "started_at":
+                    if row.get(column) is None:
+                        row[column] = value
+                else:
+                    row[column] = value
+        if new:
+            connection.execute(insert(runs), list(new.values()))
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for run_id, changes in changed.items():
             if changes:
-                connection.execute(
-                    update(runs).where(runs.c.id == str(event.originator_id)).values(**changes)
+                by_columns.setdefault(tuple(sorted(changes)), []).append(
+                    {"run_id": run_id, **{f"new_{column}": value
+                                          for column, value in changes.items()}}
                 )
+        for columns, rows in by_columns.items():
+            values: dict[str, Any] = {
+                column: bindparam(f"new_{column}") for column in columns
+            }
+            if "started_at" in values:
+                values["started_at"] = func.coalesce(runs.c.started_at, values["started_at"])
+            connection.execute(
+                update(runs).where(runs.c.id == bindparam("run_id")).values(values), rows
+            )
 
     @staticmethod
     def read(
@@ -128,17 +149,27 @@ class RunList(Projection):
             return [_view(row) for row in connection.execute(query)]
 
     @staticmethod
-    def due(engine: Engine, now: datetime, limit: int) -> list[RunView]:
-        """Runs waiting to start whose time has come, oldest first, at most ``limit``."""
+    def due(
+        engine: Engine, now: datetime, limit: int, *, busy_tasks: Collection[UUID] = ()
+    ) -> list[RunView]:
+        """Runs waiting to start whose time has come, oldest first, at most ``limit``.
+
+        Leaves out the runs of ``busy_tasks`` and the scheduled (not manual) runs of
+        paused tasks, which could not start now anyway.
+        """
         query = (
             select(runs)
+            .outerjoin(tasks, tasks.c.id == runs.c.task_id)
             .where(or_(
                 and_(runs.c.status == "scheduled", runs.c.scheduled_for <= now),
                 and_(runs.c.status == "retrying", runs.c.retry_at <= now),
             ))
+            .where(or_(runs.c.manual.is_(True), tasks.c.paused.is_not(True)))
             .order_by(runs.c.scheduled_for, runs.c.id)
             .limit(limit)
         )
+        if busy_tasks:
+            query = query.where(runs.c.task_id.not_in([str(task) for task in busy_tasks]))
         with engine.connect() as connection:
             return [_view(row) for row in connection.execute(query)]
 
@@ -158,6 +189,16 @@ class RunList(Projection):
         )
         with engine.connect() as connection:
             return {UUID(task_id): latest for task_id, latest in connection.execute(query)}
+
+
+def _new_row(run_id: str, event: TaskRun.Scheduled) -> dict[str, Any]:
+    return {
+        "id": run_id, "task_id": str(event.task_id), "company": event.company,
+        "kind": event.kind, "scheduled_for": event.scheduled_for, "manual": event.manual,
+        "status": "scheduled", "attempts": 0, "max_attempts": event.max_attempts,
+        "retry_at": None, "session_id": None, "started_at": None, "finished_at": None,
+        "duration_seconds": None, "counts": None, "error": None,
+    }
 
 
 def _view(row: Any) -> RunView:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from engine.adapters.schema import tasks
 from engine.domain.task_definition import TaskDefinition
@@ -55,6 +55,32 @@ class TaskView:
         }
 
 
+def _write_failures(connection: Connection, outcomes: dict[str, tuple[bool, int]]) -> None:
+    """Set the failures in a row of tasks with a success among ``outcomes`` (reset, then
+    the failures after it) and add to those of the others."""
+    since_success = [
+        {"task_id": task_id, "failures": failures}
+        for task_id, (reset, failures) in outcomes.items() if reset
+    ]
+    added = [
+        {"task_id": task_id, "failures": failures}
+        for task_id, (reset, failures) in outcomes.items() if not reset
+    ]
+    row = tasks.c.id == bindparam("task_id")
+    if since_success:
+        connection.execute(
+            update(tasks).where(row).values(consecutive_failures=bindparam("failures")),
+            since_success,
+        )
+    if added:
+        connection.execute(
+            update(tasks).where(row).values(
+                consecutive_failures=tasks.c.consecutive_failures + bindparam("failures")
+            ),
+            added,
+        )
+
+
 class TaskList(Projection):
     """``soa_tasks``: one row per task definition (removed ones are flagged, not shown)."""
 
@@ -62,7 +88,20 @@ class TaskList(Projection):
     tables = (tasks,)
 
     def apply(self, connection: Connection, events: Sequence[NumberedEvent]) -> None:
+        """Definitions change their rows event by event; run outcomes are folded per task
+        (failures in a row since the last success) and written after them."""
+        outcomes: dict[str, tuple[bool, int]] = {}
         for _, event in events:
+            if isinstance(event, TaskRun.Succeeded):
+                outcomes[str(event.task_id)] = (True, 0)
+                continue
+            if isinstance(event, TaskRun.Failed | TaskRun.Abandoned):
+                if getattr(event, "final", True):
+                    reset, failures = outcomes.get(str(event.task_id), (False, 0))
+                    outcomes[str(event.task_id)] = (reset, failures + 1)
+                continue
+            if not isinstance(event, TaskDefinition.Event):
+                continue
             row = tasks.c.id == str(event.originator_id)
             version = event.originator_version
             match event:
@@ -105,17 +144,11 @@ class TaskList(Projection):
                     connection.execute(update(tasks).where(row).values(
                         considered_through=event.through, version=version
                     ))
-                case TaskRun.Succeeded():
-                    connection.execute(update(tasks).where(
-                        tasks.c.id == str(event.task_id)).values(consecutive_failures=0))
-                case TaskRun.Failed() | TaskRun.Abandoned() if getattr(event, "final", True):
-                    connection.execute(update(tasks).where(
-                        tasks.c.id == str(event.task_id)).values(
-                        consecutive_failures=tasks.c.consecutive_failures + 1))
                 case TaskDefinition.Removed():
                     connection.execute(
                         update(tasks).where(row).values(removed=True, version=version)
                     )
+        _write_failures(connection, outcomes)
 
     @staticmethod
     def read(
