@@ -15,8 +15,8 @@ import logging
 import random
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +29,7 @@ from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped
 from eventsourcing.persistence import IntegrityError
 
 from engine.adapters.checkpoints_sqlalchemy import SqlCheckpointStore
+from engine.adapters.group_commit import GroupCommitter
 from engine.domain.errors import DomainError
 from engine.domain.task_definition import MISSED_COUNT_LIMIT, RetryPolicy, TaskDefinition
 from engine.domain.task_run import TaskRun
@@ -41,8 +42,18 @@ from engine.scheduling.occurrences import next_occurrence, occurrences
 from engine.scheduling.schedule import Schedule
 from engine.tasks import TaskService
 
-DISPATCH_WINDOW = 500
-"""At most this many due runs are looked at per dispatch, oldest first."""
+STORE_SCAN = 500
+"""Due runs read from the run list at a time, oldest first."""
+
+QUEUED_RUNS_LIMIT = 50_000
+"""Due runs queued in memory at most; the rest wait in the run list."""
+
+RECORDED_RUNS_KEPT = 5_000
+"""Runs this scheduler recorded, kept in memory until attempted (saves a load each)."""
+
+ATTEMPT_MEMORY_SECONDS = 60.0
+"""How long the dispatcher remembers the attempts it started (longer than the run list
+can lag behind the store)."""
 
 ON_TIME_SECONDS = 60.0
 """When a task's due occurrences are recorded, the latest of them is on time if it is at
@@ -131,6 +142,20 @@ class TaskScheduler:
         self._stopping = False
         self._dispatching = threading.Lock()
         self._dispatch_again = False
+        self._dispatch_again_from_store = False
+        self._store_has_more = False
+        self._ready: OrderedDict[UUID, deque[tuple[UUID, bool, int]]] = OrderedDict()
+        """Due runs by task (run id, manual, attempts made when queued), tasks in
+        round-robin order."""
+        self._queued: set[UUID] = set()
+        self._committer = GroupCommitter(service.store)
+        self._company_urls: dict[UUID, str] = {}
+        self._attempted: OrderedDict[UUID, tuple[int, float]] = OrderedDict()
+        """Run id -> (attempt this host started, when): the run list may still show the
+        run as due for a moment after the attempt; such stale rows are not started again."""
+        self.outcomes_recorded = 0
+        """Attempts whose outcome this scheduler recorded (for monitoring and measurements)."""
+        self._recorded: OrderedDict[UUID, TaskRun] = OrderedDict()
 
     @property
     def clock_now(self) -> datetime:
@@ -188,6 +213,7 @@ class TaskScheduler:
                 current = definitions.get(task_id)
                 if current is None or not current.is_active:
                     self._drop_timer(task_id)
+            due: list[TaskRun] = []
             for task in definitions.values():
                 known = self._tasks.get(task.id)
                 if not task.is_active or (known is not None and known.version == task.version):
@@ -198,19 +224,28 @@ class TaskScheduler:
                         task.schedule_from, task.considered_through, last.get(task.id)
                     ) if moment is not None
                 )
-                self._record_due(task, self.clock_now)
+                due.extend(self._record_due(task, self.clock_now))
                 self._timers.add_job(
                     self._on_timer, OccurrenceTrigger(
                         Schedule.from_dict(task.schedule), self._cursors[task.id]
                     ), args=(task.id,), id=str(task.id), replace_existing=True,
                 )
+            self._save_recorded(due)
             self._all_tasks = definitions
             self._fingerprint = fingerprint
+            self._company_urls.clear()  # a company may have been removed and added again
 
     def fire_all(self) -> None:
         """Record the due occurrences of every active task now, as their timers would."""
-        for task_id in list(self._tasks):
-            self._on_timer(task_id)
+        with self._lock:
+            if self._stopping or not self.may_run():
+                return
+            due = [
+                run for task in list(self._tasks.values())
+                for run in self._record_due(task, self.clock_now)
+            ]
+        self._save_recorded(due)
+        self.dispatch(from_store=False)
 
     def _drop_timer(self, task_id: UUID) -> None:
         self._tasks.pop(task_id, None)
@@ -219,18 +254,27 @@ class TaskScheduler:
             self._timers.remove_job(str(task_id))
 
     def _on_timer(self, task_id: UUID) -> None:
-        """Record the occurrences of the task due by now, then dispatch."""
+        """Record the occurrences of the task due by now, then dispatch.
+
+        Timers firing together share the transaction that records their runs.
+        """
         try:
             with self._lock:
                 task = self._tasks.get(task_id)
                 if task is None or self._stopping or not self.may_run():
                     return
-                self._record_due(task, self.clock_now)
-            self.dispatch()
+                due = self._record_due(task, self.clock_now)
+            self._save_recorded(due)
+            self.dispatch(from_store=False)
         except Exception:
             self.logger.exception("recording the occurrences of task %s failed", task_id)
 
-    def _record_due(self, task: TaskView, now: datetime) -> None:
+    def _record_due(self, task: TaskView, now: datetime) -> list[TaskRun]:
+        """Move the task's cursor to ``now``; return its runs due by then, to be saved.
+
+        Missed occurrences follow the catch-up policy (recorded on the definition here).
+        A run another host or an earlier pass recorded is refused when saved, by its id.
+        """
         schedule = Schedule.from_dict(task.schedule)
         cursor = self._cursors[task.id]
         latest = self._most_recent(schedule, cursor, now, 1)
@@ -240,8 +284,7 @@ class TaskScheduler:
         replay, missed, bounded = self._missed(
             task, schedule, cursor, missed_cutoff, has_on_time=bool(on_time)
         )
-        for instant in [*replay, *on_time]:
-            self._record_run(task, instant)
+        due = [self._new_run(task, instant) for instant in [*replay, *on_time]]
         if missed:
             definition: object = self.service.store.repository.get(task.id)
             assert isinstance(definition, TaskDefinition)
@@ -255,6 +298,7 @@ class TaskScheduler:
                 self.logger.warning("catch-up of task %s not recorded: changed meanwhile",
                                     task.id)
         self._cursors[task.id] = max(cursor, now)
+        return due
 
     def _missed(
         self, task: TaskView, schedule: Schedule, cursor: datetime, until: datetime, *,
@@ -297,48 +341,77 @@ class TaskScheduler:
                 return found[-count:]
             window *= 8
 
-    def _record_run(self, task: TaskView, instant: datetime, *, manual: bool = False) -> None:
-        run = TaskRun(
+    def _save_recorded(self, due: list[TaskRun]) -> None:
+        """Save new runs (those recorded already, by a restart or another host, are
+        refused by their ids) and keep the saved ones at hand for their attempts."""
+        saved = self._committer.save_each(list(due))
+        with self._lock:
+            for run, fresh in zip(due, saved, strict=True):
+                if fresh:
+                    self._recorded[run.id] = run
+                    self._enqueue(run.task_id, run.id, manual=False, attempts=0)
+            while len(self._recorded) > RECORDED_RUNS_KEPT:
+                self._recorded.popitem(last=False)
+
+    @staticmethod
+    def _new_run(task: TaskView, instant: datetime) -> TaskRun:
+        return TaskRun(
             task_id=task.id, company=task.company, kind=task.kind, scheduled_for=instant,
-            manual=manual, max_attempts=task.max_attempts,
+            manual=False, max_attempts=task.max_attempts,
         )
-        with suppress(IntegrityError):  # already recorded (a restart or another host)
-            self.service.store.save(run)
 
     # -- running -----------------------------------------------------------------------
 
-    def dispatch(self) -> None:
+    def dispatch(self, *, from_store: bool = True) -> None:
         """Start due runs: one at a time per task, at most the concurrency bound in all.
 
-        Calls that come while another thread dispatches make it go round once more
-        instead of dispatching beside it (under load, many timers fire at once).
+        With ``from_store``, the run list (caught up first) is read for due runs: those
+        recorded elsewhere (run-now from any station), retries, runs left by a restart.
+        Without it, only the runs this scheduler has queued start, which costs no query
+        (after timer ticks and finished attempts). Calls that come while another thread
+        dispatches make it go round once more instead of dispatching beside it.
         """
         while True:
             if not self._dispatching.acquire(blocking=False):
-                self._dispatch_again = True
+                with self._lock:
+                    self._dispatch_again = True
+                    self._dispatch_again_from_store |= from_store
                 return
             try:
-                self._dispatch_again = False
-                self._dispatch_once()
+                with self._lock:
+                    self._dispatch_again = False
+                    from_store = from_store or self._dispatch_again_from_store
+                    self._dispatch_again_from_store = False
+                self._dispatch_once(from_store)
             finally:
                 self._dispatching.release()
             if not self._dispatch_again:
                 return
+            from_store = False
 
-    def _dispatch_once(self) -> None:
+    def _dispatch_once(self, from_store: bool) -> None:
         if self._stopping or not self.may_run():
             return
         if self._fingerprint is None:
             return  # definitions not loaded yet: refresh() dispatches once they are
+        if from_store or (self._store_has_more and not self._ready):
+            self._queue_due_from_store()
+        self._start_queued()
+
+    def _queue_due_from_store(self) -> None:
+        """Queue the due runs of the run list (at most :data:`STORE_SCAN`, oldest first);
+        skip those whose task was removed or disabled."""
         self.service.projections.catch_up()
-        now = self.clock_now
-        pending = RunList.due(self.service.engine, now, limit=DISPATCH_WINDOW)
         with self._lock:
+            busy = set(self._running)
+        pending = RunList.due(self.service.engine, self.clock_now, limit=STORE_SCAN,
+                              busy_tasks=busy)
+        with self._lock:
+            self._store_has_more = len(pending) == STORE_SCAN
+            self._forget_attempts(time.monotonic() - ATTEMPT_MEMORY_SECONDS)
             for run in pending:
-                if run.due_at > now or run.task_id in self._running:
-                    continue
-                if len(self._running) >= self.settings.max_concurrent_runs:
-                    break
+                if run.attempts < self._attempted.get(run.id, (0, 0.0))[0]:
+                    continue  # the run list has not caught up with an attempt of ours yet
                 task = self._all_tasks.get(run.task_id)
                 if task is None:
                     if self._is_removed(run.task_id):
@@ -347,46 +420,119 @@ class TaskScheduler:
                 if not task.enabled:
                     self._skip(run, "its task is disabled")
                     continue
-                if task.paused and not run.manual:
+                self._enqueue(run.task_id, run.id, manual=run.manual, attempts=run.attempts)
+
+    def _enqueue(self, task_id: UUID, run_id: UUID, *, manual: bool, attempts: int) -> None:
+        """Queue a due run (the lock held); past :data:`QUEUED_RUNS_LIMIT` the run is
+        left to a later read of the run list."""
+        if run_id in self._queued or len(self._queued) >= QUEUED_RUNS_LIMIT:
+            return
+        self._queued.add(run_id)
+        queue = self._ready.get(task_id)
+        if queue is None:
+            queue = self._ready[task_id] = deque()
+        queue.append((run_id, manual, attempts))
+
+    def _start_queued(self) -> None:
+        """Start queued runs of idle tasks, round-robin across tasks, up to the bound."""
+        chosen: list[tuple[TaskView, UUID]] = []
+        with self._lock:
+            free = self.settings.max_concurrent_runs - len(self._running)
+            idle: list[UUID] = []
+            for task_id in self._ready:
+                if len(idle) >= free:
+                    break
+                if task_id not in self._running:
+                    idle.append(task_id)
+            for task_id in idle:
+                queue = self._ready[task_id]
+                task = self._all_tasks.get(task_id)
+                while queue:
+                    run_id, manual, attempts = queue.popleft()
+                    self._queued.discard(run_id)
+                    if self._attempted.get(run_id, (0, 0.0))[0] > attempts:
+                        continue  # started since it was queued
+                    if task is None or not task.enabled or (task.paused and not manual):
+                        continue  # the next read of the run list decides about it
+                    self._running[task_id] = run_id
+                    chosen.append((task, run_id))
+                    break
+                if queue:
+                    self._ready.move_to_end(task_id)
+                else:
+                    del self._ready[task_id]
+        if chosen:
+            self._begin_attempts(chosen)
+
+    def _begin_attempts(self, chosen: list[tuple[TaskView, UUID]]) -> None:
+        """Record ``Started`` on the chosen runs (their tasks marked busy), together in one
+        transaction where possible, and run each started attempt in its own thread.
+
+        A run found final or running, or whose ``Started`` a conflict refused (another
+        host started it first), frees its task again.
+        """
+        starting: list[tuple[TaskView, TaskRun, int]] = []
+        try:
+            for task, run_id in chosen:
+                with self._lock:
+                    recorded = self._recorded.pop(run_id, None)
+                # A run recorded here is current unless another host changed it since;
+                # then saving Started is refused, as it would be after loading it.
+                run: object = recorded or self.service.store.repository.get(run_id)
+                assert isinstance(run, TaskRun)
+                if run.is_final or run.status == "running" or not self.may_run():
                     continue
-                self._running[run.task_id] = run.id
+                attempt = run.start(self.service.station, self.pid, self.session_id)
+                starting.append((task, run, attempt))
+            saved = self._committer.save_each([run for _, run, _ in starting])
+        except Exception:
+            self.logger.exception("starting %d runs failed", len(chosen))
+            saved = [False] * len(starting)
+        begun: set[UUID] = set()
+        with self._lock:
+            for (task, run, attempt), started in zip(starting, saved, strict=True):
+                if not started:
+                    continue
+                self._attempted[run.id] = (attempt, time.monotonic())
+                self._attempted.move_to_end(run.id)
+                begun.add(task.id)
                 threading.Thread(
-                    target=self._attempt, args=(run.id, task), name=f"soa-run-{run.id}",
-                    daemon=True,
+                    target=self._attempt, args=(run, task, attempt),
+                    name=f"soa-run-{run.id}", daemon=True,
                 ).start()
+            for task, _ in chosen:
+                if task.id not in begun:
+                    self._running.pop(task.id, None)
+                    self._dispatch_again = True
+
+    def _forget_attempts(self, before: float) -> None:
+        while self._attempted and next(iter(self._attempted.values()))[1] < before:
+            self._attempted.popitem(last=False)
 
     def _is_removed(self, task_id: UUID) -> bool:
         definition: object = self.service.store.repository.get(task_id)
         return not isinstance(definition, TaskDefinition) or definition.removed
 
     def _skip(self, view: RunView, reason: str) -> None:
+        self._recorded.pop(view.id, None)
         run: object = self.service.store.repository.get(view.id)
         assert isinstance(run, TaskRun)
         run.skip(reason, self.service.station)
-        with suppress(IntegrityError):  # started or skipped by another host meanwhile
-            self.service.store.save(run)
+        self._committer.save(run)  # refused if started or skipped by another host meanwhile
 
-    def _attempt(self, run_id: UUID, task: TaskView) -> None:
+    def _attempt(self, run: TaskRun, task: TaskView, attempt: int) -> None:
         try:
-            self._run_attempt(run_id, task)
+            self._run_attempt(run, task, attempt)
         except Exception:
-            self.logger.exception("run %s: the attempt could not be recorded", run_id)
+            self.logger.exception("run %s: the attempt could not be recorded", run.id)
         finally:
             with self._lock:
                 self._running.pop(task.id, None)
-                self._contexts.pop(run_id, None)
-            self.dispatch()
+                self._contexts.pop(run.id, None)
+            self.dispatch(from_store=False)
 
-    def _run_attempt(self, run_id: UUID, task: TaskView) -> None:
-        run: object = self.service.store.repository.get(run_id)
-        assert isinstance(run, TaskRun)
-        if run.is_final or run.status == "running" or not self.may_run():
-            return
-        attempt = run.start(self.service.station, self.pid, self.session_id)
-        try:
-            self.service.store.save(run)
-        except IntegrityError:
-            return  # another host started it first
+    def _run_attempt(self, run: TaskRun, task: TaskView, attempt: int) -> None:
+        """Run a started attempt and record its outcome."""
         started = time.monotonic()
         outcome = self._call(run, task, attempt)
         duration = time.monotonic() - started
@@ -405,10 +551,13 @@ class TaskScheduler:
                 type(error).__name__, _one_line(error), duration, timed_out, retry_at
             )
         try:
-            self.service.store.save(run)
-        except IntegrityError:
-            self.logger.warning("run %s: outcome not recorded, changed by another host", run_id)
-            return
+            if not self._committer.save(run):
+                self.logger.warning(
+                    "run %s: outcome not recorded, changed by another host", run.id
+                )
+                return
+            with self._lock:
+                self.outcomes_recorded += 1
         finally:
             if outcome.worker is not None:
                 # The task stays busy (one run at a time) until the cancelled operation ends.
@@ -417,7 +566,8 @@ class TaskScheduler:
             self._check_failures(task)
 
     def _call(self, run: TaskRun, task: TaskView, attempt: int) -> _Attempt:
-        """Run one attempt in its own thread, waiting at most the task's timeout."""
+        """Run one attempt; with a timeout, in a thread of its own, waited for at most that
+        long (then cancelled and left to end by itself)."""
         outcome = _Attempt()
         try:
             operation = self.service.registry.get(task.kind)
@@ -428,7 +578,7 @@ class TaskScheduler:
             return outcome
         context = RunContext(
             run_id=str(run.id), task_id=str(task.id), company=task.company,
-            company_database_url=CompanyList.database_url(self.service.engine, task.company_id),
+            company_database_url=self._company_url(task.company_id),
             scheduled_for=run.scheduled_for, attempt=attempt, params=params,
             checkpoints=SqlCheckpointStore(self.service.engine, str(run.id)),
         )
@@ -442,6 +592,9 @@ class TaskScheduler:
                 outcome.error = error
             outcome.done = True
 
+        if task.timeout_seconds is None:
+            target()  # nothing to time out: the attempt's own thread runs it
+            return outcome
         worker = threading.Thread(target=target, name=f"soa-op-{run.id}", daemon=True)
         worker.start()
         worker.join(task.timeout_seconds)
@@ -449,6 +602,15 @@ class TaskScheduler:
             context.cancelled.set()
             outcome.worker = worker
         return outcome
+
+    def _company_url(self, company_id: UUID) -> str:
+        """A company's database URL (fixed when the company is added)."""
+        url = self._company_urls.get(company_id)
+        if url is None:
+            url = CompanyList.database_url(self.service.engine, company_id)
+            if url:
+                self._company_urls[company_id] = url
+        return url
 
     def _check_failures(self, task: TaskView) -> None:
         self._check_failures_of(task.id, task.name, task.kind, task.company)

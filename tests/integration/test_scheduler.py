@@ -234,3 +234,83 @@ def test_runs_left_running_by_a_dead_host_are_abandoned_and_retried(
     assert [entry.event for entry in history] == [
         "Scheduled", "Started", "Abandoned", "RetryScheduled", "Started", "Succeeded",
     ]
+
+
+def test_many_tasks_due_together_each_occurrence_runs_once_and_the_run_list_is_exact(
+    engine: Engine, clock: MovableClock, recorder: Recorder
+) -> None:
+    tasks = [add_task(engine, clock, every="1m") for _ in range(12)]
+    scheduler = new_scheduler(engine, max_concurrent_runs=4, max_catch_up=100)
+    scheduler.refresh()
+    clock.advance(5 * 60 + 1)  # five occurrences of each task due: 60 runs at once
+    scheduler.fire_all()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and scheduler.outcomes_recorded < 60:
+        time.sleep(0.02)
+    settle(scheduler)
+    assert sorted(run_id for run_id, _ in recorder.calls) == sorted(
+        {run_id for run_id, _ in recorder.calls}
+    )
+    assert len(recorder.calls) == 60
+    assert recorder.max_concurrent <= 4
+    # Check: concurrent saves shared transactions (60 runs, 180 events).
+    assert scheduler._committer.transactions < 120
+    # Check: the run and task lists, written in folded batches, equal a rebuild of them.
+    def lists() -> tuple[list[object], list[object]]:
+        return (
+            sorted((run.as_json() for run in engine.tasks.runs(limit=None)),
+                   key=lambda item: str(item["id"])),
+            [(task.id, task.consecutive_failures, task.version) for task in engine.tasks.tasks()],
+        )
+
+    incremental = lists()
+    engine.service.rebuild_projections()
+    assert lists() == incremental
+    for task_id in tasks:
+        assert [run.status for run in engine.tasks.runs(task=str(task_id))] == ["succeeded"] * 5
+
+
+def test_a_failed_attempt_is_retried_by_the_same_host_after_its_backoff(
+    soa_home: Path, database_url: str | None, clock: MovableClock
+) -> None:
+    class FailsOnce:
+        kind = "fails_once"
+        params_model = None
+
+        def __init__(self) -> None:
+            self.attempts: list[int] = []
+
+        def run(self, ctx: RunContext) -> Mapping[str, int] | None:
+            self.attempts.append(ctx.attempt)
+            if ctx.attempt == 1:
+                raise ConnectionError("partner refused")
+            return {"sent": 1}
+
+    operation = FailsOnce()
+    registry = OperationRegistry({"fails_once": lambda: operation}, load_entry_points=False)
+    built = build_engine(settings_for(soa_home, database_url, "BIURO"), clock=clock,
+                         registry=registry)
+    try:
+        built.tasks.add_company("Firma A")
+        task_id = built.tasks.add_task(
+            "fails_once", company="Firma A", name="retried",
+            schedule=parse_schedule(every="1h", anchor=clock.now()), catch_up="skip",
+            retry=RetryPolicy(2, 30.0),
+        )
+        scheduler = new_scheduler(built)
+        scheduler.refresh()
+        run_id = built.tasks.run_now(str(task_id))
+        scheduler.dispatch()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and scheduler.outcomes_recorded < 1:
+            time.sleep(0.02)
+        assert built.tasks.run(str(run_id))[0].status == "retrying"
+        clock.advance(60)  # past the backoff (30 s, jitter at most +50 %)
+        while time.monotonic() < deadline and scheduler.outcomes_recorded < 2:
+            scheduler.refresh()
+            time.sleep(0.05)
+        settle(scheduler)
+        view, _ = built.tasks.run(str(run_id))
+        assert (view.status, view.attempts, operation.attempts) == ("succeeded", 2, [1, 2])
+    finally:
+        built.service.engine.dispose()
