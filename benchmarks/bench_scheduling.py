@@ -340,61 +340,117 @@ def bench_engine_saves(
     )
 
 
-def bench_engine_scheduler_path(store: Store, runs: int, warmup: int) -> Throughput:
-    """The scheduler's own code, one run after the other: _record_run, dispatch (catch-up,
-    pending read, start of the attempt thread), then that thread's _attempt (reload,
-    start, company load, the operation in its thread, succeed, dispatch again)."""
+PIPELINE_TASKS = 100
+"""Tasks the pipeline variant spreads its runs over (one run per task at a time)."""
+
+
+def bench_engine_pipeline(
+    store: Store, runs: int, warmup: int, max_concurrent_runs: int
+) -> Throughput:
+    """The scheduler as the host runs it: ``runs`` occurrences of PIPELINE_TASKS tasks, one
+    tick of all timers after the other; timed from the first tick (``fire_all``) until
+    every run has succeeded and the projections show it. In between: dispatch passes (catch-up,
+    read of the due runs), attempt threads (``Started`` saved, the operation in its own
+    thread, ``Succeeded`` saved), with saves of concurrent threads sharing transactions."""
     from engine.adapters.notifier_log import LoggingNotifier
-    from engine.domain.task_run import run_id_for
-    from engine.projections.tasks import TaskList
+    from engine.domain.task_definition import RetryPolicy
+    from engine.ports import SystemClock
+    from engine.scheduling import parse_schedule
+    from engine.service_host.bootstrap import build_engine
     from engine.service_host.scheduler import SchedulerSettings, TaskScheduler
 
-    built, task_id = _engine_with_task(store)
-    logger = logging.getLogger("bench.scheduler")
+    class SteppedClock:
+        """Real time, moved past the occurrences of each round before its tick."""
+
+        def __init__(self) -> None:
+            self.offset = timedelta(0)
+
+        def now(self) -> datetime:
+            return SystemClock().now() + self.offset
+
+    built = build_engine(settings_for(store), registry=registry())
+    clock = SteppedClock()
+    built.tasks.clock = clock
+    built.tasks.add_company(COMPANY)
+    anchor = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    per_round = PIPELINE_TASKS
+    for i in range(per_round):
+        built.tasks.add_task(
+            KIND, company=COMPANY, name=f"pipeline {i:03d}",
+            schedule=parse_schedule(every="1h", anchor=anchor), catch_up="all",
+            retry=RetryPolicy(1, 1.0),
+        )
+    logger = logging.getLogger("bench.pipeline")
     scheduler = TaskScheduler(
         service=built.tasks, session_id=uuid4(), pid=os.getpid(),
-        settings=SchedulerSettings(stop_grace_seconds=5.0), notifier=LoggingNotifier(logger),
-        logger=logger, may_run=lambda: True,
+        settings=SchedulerSettings(max_concurrent_runs=max_concurrent_runs,
+                                   max_catch_up=10**6, stop_grace_seconds=5.0),
+        notifier=LoggingNotifier(logger), logger=logger, may_run=lambda: True,
     )
-    finished = threading.Event()
+    lock = threading.Lock()
+    finished = {"count": 0, "expected": 0}
+    all_done = threading.Event()
     attempt = scheduler._attempt
 
-    def signalling_attempt(run_id: UUID, task: Any) -> None:
+    def counting_attempt(run: Any, task: Any, number: int) -> None:
+        """Wakes the timing up when the expected outcomes are recorded."""
         try:
-            attempt(run_id, task)
+            attempt(run, task, number)
         finally:
-            finished.set()
+            with lock:
+                finished["count"] = scheduler.outcomes_recorded
+                if finished["count"] >= finished["expected"]:
+                    all_done.set()
 
-    scheduler._attempt = signalling_attempt  # type: ignore[method-assign]
+    scheduler._attempt = counting_attempt  # type: ignore[method-assign]
+    transactions = 0
     try:
-        scheduler.refresh()  # loads the task (timers are not started)
-        (view,) = [task for task in TaskList.read(built.tasks.engine) if task.id == task_id]
+        scheduler.start(timers=False)  # loads the tasks; nothing is due yet
 
-        def lifecycle(instants: list[datetime]) -> None:
-            for instant in instants:
-                finished.clear()
-                scheduler._record_run(view, instant)
-                scheduler.dispatch()
-                if not finished.wait(30):
-                    raise RuntimeError(f"run {run_id_for(task_id, instant)} was not attempted")
+        ticks = {"next": 0}
 
-        lifecycle(_instants(warmup, 0))
+        def rounds(count: int) -> None:
+            """``count`` runs: ticks of the timers, one occurrence of every task each, fired
+            back to back (the clock jumps to each occurrence)."""
+            nonlocal transactions
+            per_task = max(1, count // per_round)
+            with lock:
+                finished["expected"] = finished["count"] + per_task * per_round
+                all_done.clear()
+            before = scheduler._committer.transactions
+            for _ in range(per_task):
+                occurrence = anchor + timedelta(hours=ticks["next"])
+                ticks["next"] += 1
+                clock.offset = occurrence + timedelta(seconds=1) - SystemClock().now()
+                scheduler.fire_all()
+            if not all_done.wait(300):
+                raise RuntimeError(f"{finished} runs finished")
+            built.tasks.projections.catch_up()
+            transactions = scheduler._committer.transactions - before
+
+        rounds(warmup)
         gc.collect()
+        done_before = finished["count"]
         start = time.perf_counter()
-        lifecycle(_instants(runs, warmup))
+        rounds(runs)
         elapsed = time.perf_counter() - start
+        timed = finished["count"] - done_before
         scheduler.stop()
-        built.tasks.projections.catch_up()
         succeeded = len(built.tasks.runs(status="succeeded", limit=None))
-        assert succeeded == warmup + runs, (succeeded, warmup + runs)
+        assert succeeded == finished["count"], (succeeded, finished)
     finally:
         scheduler.stop()
         built.service.engine.dispose()
     target = TARGET_SQLITE_RUNS_PER_SECOND if store.kind == "SQLite" else (
         TARGET_POSTGRES_RUNS_PER_SECOND
     )
-    return Throughput(store.kind, "engine: scheduler code path, one by one", runs, elapsed,
-                      target, note="_record_run, dispatch, _attempt thread (2 catch-ups)")
+    return Throughput(
+        store.kind,
+        f"engine: scheduler, {PIPELINE_TASKS} tasks, {max_concurrent_runs} at a time",
+        timed, elapsed, target,
+        note=f"{transactions:,} transactions for {timed:,} runs ({timed * 3:,} events)",
+        extra={"transactions": transactions, "max_concurrent_runs": max_concurrent_runs},
+    )
 
 
 def bench_plain_eventsourcing(store: Store, runs: int, warmup: int) -> Throughput:
@@ -581,7 +637,10 @@ THROUGHPUT_VARIANTS: list[tuple[str, Callable[[Store, int, int], Throughput]]] =
      lambda s, n, w: bench_engine_saves(s, n, w, projections_per_run=True)),
     ("engine, projections at end",
      lambda s, n, w: bench_engine_saves(s, n, w, projections_per_run=False)),
-    ("engine, scheduler code path", bench_engine_scheduler_path),
+    ("engine, scheduler (default 4 at a time)",
+     lambda s, n, w: bench_engine_pipeline(s, n, w, max_concurrent_runs=4)),
+    ("engine, scheduler (16 at a time)",
+     lambda s, n, w: bench_engine_pipeline(s, n, w, max_concurrent_runs=16)),
     ("plain eventsourcing", bench_plain_eventsourcing),
     ("APScheduler, job store steps", bench_apscheduler_steps),
     ("APScheduler, BackgroundScheduler", bench_apscheduler_background),
@@ -755,15 +814,27 @@ def latency_worker(config: dict[str, Any]) -> dict[str, Any]:
     scheduler = scheduler_factory(built, settings, logger)(uuid4(), lambda: True)
     samples: list[tuple[float, float, float, bool]] = []
     main_thread = threading.main_thread()
-    original = scheduler._record_run  # type: ignore[attr-defined]
+    record_due = scheduler._record_due
+    save_recorded = scheduler._save_recorded
+    called_at: dict[UUID, float] = {}
 
-    def timed_record_run(task: Any, instant: datetime, *, manual: bool = False) -> None:
+    def timed_record_due(task: Any, now: datetime) -> list[Any]:
         called = time.time()
-        original(task, instant, manual=manual)
-        samples.append((instant.timestamp(), called, time.time(),
-                        threading.current_thread() is main_thread))
+        due = record_due(task, now)
+        for run in due:
+            called_at[run.id] = called
+        return due
 
-    scheduler._record_run = timed_record_run  # type: ignore[attr-defined]
+    def timed_save_recorded(due: list[Any]) -> None:
+        save_recorded(due)
+        saved = time.time()
+        in_main = threading.current_thread() is main_thread
+        for run in due:
+            samples.append((run.scheduled_for.timestamp(), called_at.pop(run.id, saved),
+                            saved, in_main))
+
+    scheduler._record_due = timed_record_due  # type: ignore[method-assign]
+    scheduler._save_recorded = timed_save_recorded  # type: ignore[method-assign]
     process = psutil.Process()
     started = time.perf_counter()
     scheduler.start()
@@ -907,7 +978,7 @@ class LatencyResult:
                 "projection_catch_up_seconds": self.setup.catch_up_seconds,
             },
             "add_task_probe": self.add_task,
-            "fire_delay_at_record_run_call": summary("called_delay_ms"),
+            "fire_delay_at_record_due_call": summary("called_delay_ms"),
             "fire_delay_after_save": summary("saved_delay_ms"),
             "run_start_delay": summary("start_delay_ms"),
             "target_p99_ms": TARGET_FIRE_P99_MS,
@@ -1068,7 +1139,7 @@ def print_results(
                 f"{recorded:,} of {due:,}", "", "", "", "",
             ])
             rows.append([
-                entry.store, entry.label, "fire delay at _record_run call",
+                entry.store, entry.label, "fire delay at _record_due call",
                 ms_text(p50), ms_text(p99), ms_text(worst), f"< {TARGET_FIRE_P99_MS:g} ms",
                 verdict(p99 < TARGET_FIRE_P99_MS),
             ])
