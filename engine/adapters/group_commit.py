@@ -21,7 +21,9 @@ from engine.adapters.event_store import SoaStore
 
 
 @dataclass
-class _Submission:
+class Submission:
+    """Events to record together, and what became of them."""
+
     events: list[Any]
     done: bool = False
     saved: bool = False
@@ -40,7 +42,7 @@ class GroupCommitter:
     def __init__(self, store: SoaStore, *, max_batch: int = 500) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._queue: list[_Submission] = []
+        self._queue: list[Submission] = []
         self._queue_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.transactions = 0
@@ -53,7 +55,23 @@ class GroupCommitter:
         aggregates first): nothing of them is recorded and the objects are stale.
         Any other failure of the store is raised, and nothing of them is recorded.
         """
-        return self._submit([list(aggregates)])[0]
+        return self.wait(self.submit(*aggregates))
+
+    def submit(self, *aggregates: CollectEventsProtocol) -> Submission:
+        """Queue the pending events of ``aggregates`` without writing them yet: the next
+        write by any thread takes them along. :meth:`wait` tells the outcome."""
+        submission = Submission(
+            [event for aggregate in aggregates for event in aggregate.collect_events()]
+        )
+        if submission.events:
+            with self._queue_lock:
+                self._queue.append(submission)
+        return submission
+
+    def wait(self, submission: Submission) -> bool:
+        """Write ``submission`` (with what else is queued) unless a write took it along
+        already; then return or raise as :meth:`save` does."""
+        return self._wait([submission])[0]
 
     def save_each(self, aggregates: list[CollectEventsProtocol]) -> list[bool]:
         """Record each aggregate's pending events on its own terms, as :meth:`save` would,
@@ -62,11 +80,14 @@ class GroupCommitter:
 
     def _submit(self, groups: list[list[CollectEventsProtocol]]) -> list[bool]:
         submissions = [
-            _Submission([event for aggregate in group for event in aggregate.collect_events()])
+            Submission([event for aggregate in group for event in aggregate.collect_events()])
             for group in groups
         ]
         with self._queue_lock:
             self._queue.extend(submission for submission in submissions if submission.events)
+        return self._wait(submissions)
+
+    def _wait(self, submissions: list[Submission]) -> list[bool]:
         for submission in submissions:
             while submission.events and not submission.done:
                 with self._write_lock:
@@ -106,7 +127,7 @@ class GroupCommitter:
         self.transactions += 1
 
     @staticmethod
-    def _finish(batch: list[_Submission], *, saved: bool) -> None:
+    def _finish(batch: list[Submission], *, saved: bool) -> None:
         for submission in batch:
             submission.saved = saved
             submission.done = True

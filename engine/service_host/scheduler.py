@@ -6,7 +6,9 @@ of truth. When a timer fires, the occurrences due up to now are recorded as
 task runs (their ids derive from task and instant, so a second recording of
 one occurrence, by any host, is refused) and dispatched to a bounded pool.
 An attempt starts only by recording ``Started`` on the run, which optimistic
-concurrency lets exactly one host do.
+concurrency lets exactly one host do. Saves of threads working at the same
+moment share transactions (group commit), and due runs wait in an in-memory
+queue fed by the timers and by reads of the run list.
 """
 
 from __future__ import annotations
@@ -137,6 +139,10 @@ class TaskScheduler:
         self._all_tasks: dict[UUID, TaskView] = {}
         self._cursors: dict[UUID, datetime] = {}
         self._running: dict[UUID, UUID] = {}
+        """Busy tasks: task id -> run id, until the attempt's outcome is recorded."""
+        self._operations = 0
+        """Places taken against ``max_concurrent_runs``: from the choice of a run until its
+        operation has ended."""
         self._contexts: dict[UUID, RunContext] = {}
         self._fingerprint: tuple[int, int] | None = None
         self._stopping = False
@@ -437,7 +443,7 @@ class TaskScheduler:
         """Start queued runs of idle tasks, round-robin across tasks, up to the bound."""
         chosen: list[tuple[TaskView, UUID]] = []
         with self._lock:
-            free = self.settings.max_concurrent_runs - len(self._running)
+            free = self.settings.max_concurrent_runs - self._operations
             idle: list[UUID] = []
             for task_id in self._ready:
                 if len(idle) >= free:
@@ -455,6 +461,7 @@ class TaskScheduler:
                     if task is None or not task.enabled or (task.paused and not manual):
                         continue  # the next read of the run list decides about it
                     self._running[task_id] = run_id
+                    self._operations += 1
                     chosen.append((task, run_id))
                     break
                 if queue:
@@ -503,6 +510,7 @@ class TaskScheduler:
             for task, _ in chosen:
                 if task.id not in begun:
                     self._running.pop(task.id, None)
+                    self._operations -= 1
                     self._dispatch_again = True
 
     def _forget_attempts(self, before: float) -> None:
@@ -521,18 +529,34 @@ class TaskScheduler:
         self._committer.save(run)  # refused if started or skipped by another host meanwhile
 
     def _attempt(self, run: TaskRun, task: TaskView, attempt: int) -> None:
+        held = [True]
+
+        def give_place_back() -> None:
+            with self._lock:
+                if held[0]:
+                    held[0] = False
+                    self._operations -= 1
+
         try:
-            self._run_attempt(run, task, attempt)
+            self._run_attempt(run, task, attempt, give_place_back)
         except Exception:
             self.logger.exception("run %s: the attempt could not be recorded", run.id)
         finally:
+            give_place_back()
             with self._lock:
                 self._running.pop(task.id, None)
                 self._contexts.pop(run.id, None)
             self.dispatch(from_store=False)
 
-    def _run_attempt(self, run: TaskRun, task: TaskView, attempt: int) -> None:
-        """Run a started attempt and record its outcome."""
+    def _run_attempt(
+        self, run: TaskRun, task: TaskView, attempt: int, give_place_back: Callable[[], None]
+    ) -> None:
+        """Run a started attempt and record its outcome.
+
+        Once the operation has ended, its place goes to the next queued runs while the
+        outcome waits to be written, so the outcome and their ``Started`` can share one
+        commit; the task itself stays busy until its outcome is recorded.
+        """
         started = time.monotonic()
         outcome = self._call(run, task, attempt)
         duration = time.monotonic() - started
@@ -550,8 +574,12 @@ class TaskScheduler:
             run.fail_attempt(
                 type(error).__name__, _one_line(error), duration, timed_out, retry_at
             )
+        submission = self._committer.submit(run)
+        if outcome.worker is None:
+            give_place_back()
+            self.dispatch(from_store=False)
         try:
-            if not self._committer.save(run):
+            if not self._committer.wait(submission):
                 self.logger.warning(
                     "run %s: outcome not recorded, changed by another host", run.id
                 )
@@ -560,7 +588,8 @@ class TaskScheduler:
                 self.outcomes_recorded += 1
         finally:
             if outcome.worker is not None:
-                # The task stays busy (one run at a time) until the cancelled operation ends.
+                # The cancelled operation keeps its place, and its task stays busy (one
+                # run at a time), until it ends.
                 outcome.worker.join()
         if run.status == "failed":
             self._check_failures(task)
