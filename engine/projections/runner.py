@@ -102,20 +102,25 @@ class ProjectionRunner:
         return {row.name: int(row.position) for row in rows}, int(head or 0)
 
     def catch_up(self) -> int:
-        """Apply every event recorded so far to every projection.
+        """Apply every event recorded before the call to every projection.
 
+        Events recorded meanwhile may be applied too, or left to the next call: a
+        call ends even while other threads or processes keep recording.
         Returns how many (event, projection) applications this call made.
         """
         applied = 0
+        target: int | None = None
         while True:
             positions, head = self._positions_and_head()
-            behind = [p for p in self.projections if positions[p.name] < head]
+            if target is None:
+                target = head
+            behind = [p for p in self.projections if positions[p.name] < target]
             if not behind:
                 return applied
             start = min(positions[p.name] for p in behind)
             group = [p for p in behind if positions[p.name] == start]
             notifications = self._recorder.select_notifications(
-                start=start, limit=BATCH_SIZE, inclusive_of_start=False
+                start=start, limit=BATCH_SIZE, stop=target, inclusive_of_start=False
             )
             if not notifications:
                 return applied
