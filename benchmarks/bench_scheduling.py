@@ -1111,22 +1111,33 @@ def ms_text(value: float) -> str:
     return f"{value:,.1f} ms" if value < 10_000 else f"{value / 1e3:,.1f} s"
 
 
+def median_result(results: list[Throughput]) -> Throughput:
+    """The round with the median runs/s (the lower middle one for an even count), with
+    every round's figure attached."""
+    ordered = sorted(results, key=lambda result: result.per_second)
+    middle = ordered[(len(ordered) - 1) // 2]
+    middle.extra["rounds_runs_per_second"] = [result.per_second for result in results]
+    return middle
+
+
 def print_results(
     throughput: list[Throughput], latency: list[LatencyResult], args: argparse.Namespace
 ) -> None:
     if throughput:
-        say(f"--- (a) durable run throughput: {args.runs:,} no-op runs, one after the other "
-            f"(after {args.warmup} warm-up runs), each store fresh ---")
+        say(f"--- (a) durable run throughput: {args.runs:,} no-op runs (after {args.warmup} "
+            f"warm-up runs), each store fresh; median of {args.repeat} rounds, variants "
+            "interleaved ---")
         rows = []
         for result in throughput:
+            rounds = result.extra.get("rounds_runs_per_second", [result.per_second])
             rows.append([
                 result.store, result.variant, f"{result.per_second:,.0f}",
-                f"{result.seconds:.2f} s",
+                f"{min(rounds):,.0f}-{max(rounds):,.0f}",
                 f">= {result.target:,.0f}" if result.target else "-", verdict(result.met),
                 result.note,
             ])
-        table(["store", "variant", "runs/s", "time", "target", "met", "where the time went"],
-              rows)
+        table(["store", "variant", "runs/s", "range", "target", "met",
+               "where the time went (median round)"], rows)
         say("")
     if latency:
         say(f"--- (b) fire latency and (c) host RSS: {args.tasks:,} active tasks of "
@@ -1231,6 +1242,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--runs", type=int, help="(a) timed runs per variant (default 2,000)")
     parser.add_argument("--warmup", type=int, help="(a) untimed runs first (default 100)")
+    parser.add_argument("--repeat", type=int,
+                        help="(a) rounds of every variant, interleaved; the median is shown "
+                             "(default 5; 1 with --quick)")
     parser.add_argument("--tasks", type=int, help="(b, c) active tasks (default 10,000)")
     parser.add_argument("--every", type=lambda text: [int(part) for part in text.split(",")],
                         help="(b, c) the tasks' interval in seconds, one measurement per value, "
@@ -1260,6 +1274,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = {
         "runs": 200 if quick else 2_000,
         "warmup": 20 if quick else 100,
+        "repeat": 1 if quick else 5,
         "tasks": 1_000 if quick else 10_000,
         "every": [6, 60] if quick else [60, 600],
         "latency_seconds": 10.0 if quick else 40.0,
@@ -1311,16 +1326,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.skip_throughput:
             for kind in kinds:
-                for label, bench in THROUGHPUT_VARIANTS:
-                    store = databases.new(kind)
-                    try:
-                        say(f"[{kind}] (a) {label}: {args.runs:,} runs ...")
-                        result = bench(store, args.runs, args.warmup)
-                    finally:
-                        databases.drop(store)
-                    say(f"[{kind}] (a) {label}: {result.per_second:,.0f} runs/s "
-                        f"({result.seconds:.2f} s)")
-                    throughput.append(result)
+                repeats: dict[str, list[Throughput]] = {}
+                for repetition in range(1, args.repeat + 1):
+                    for label, bench in THROUGHPUT_VARIANTS:
+                        store = databases.new(kind)
+                        try:
+                            result = bench(store, args.runs, args.warmup)
+                        finally:
+                            databases.drop(store)
+                        say(f"[{kind}] (a) round {repetition}/{args.repeat} {label}: "
+                            f"{result.per_second:,.0f} runs/s ({result.seconds:.2f} s)")
+                        repeats.setdefault(label, []).append(result)
+                throughput.extend(median_result(results) for results in repeats.values())
             say("")
         if not args.skip_latency:
             for kind in kinds:

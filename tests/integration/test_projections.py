@@ -80,3 +80,31 @@ def test_events_unknown_to_a_projection_are_skipped(station_app: OpenStation) ->
     # Created and Assigned(first station) events make no log entry; Configured does.
     assert event_count(app) == 4
     assert log_rows(app) == (1, 1)
+
+
+def test_a_catch_up_ends_while_another_process_keeps_recording(
+    station_app: OpenStation,
+) -> None:
+    writer = station_app("BIURO")
+    writer.set_account("FIRMA\\soa", PASSWORD)
+    record_retention_changes(writer, 200)
+    reader = station_app("KASA")
+    recorded_before = event_count(writer)
+    runner = reader.projections
+    read_positions = runner._positions_and_head
+    rounds = {"count": 0}
+
+    def another_event_each_round() -> tuple[dict[str, int], int]:
+        # Another process records an event between any two rounds of the catch-up
+        # (bounded, so that a catch-up chasing the head fails the check, not hangs).
+        rounds["count"] += 1
+        if rounds["count"] <= 50:
+            configuration = writer.store.repository.get(SERVICE_CONFIGURATION_ID)
+            configuration.set_log_retention(5 + rounds["count"] % 2, "BIURO")
+            writer.store.save(configuration)
+        return read_positions()
+
+    runner._positions_and_head = another_event_each_round  # type: ignore[method-assign]
+    runner.catch_up()
+    assert rounds["count"] <= 3
+    assert runner.position("log_list") >= recorded_before
