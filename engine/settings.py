@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     stop_timeout_seconds: float = Field(default=60.0, gt=0)
     credential_checker: str | None = None
     refresh_seconds: float = Field(default=1.0, gt=0, le=5)
-    max_concurrent_runs: int = Field(default=4, ge=1, le=64)
+    max_concurrent_runs: int = Field(default=8, ge=1, le=64)
     max_catch_up: int = Field(default=100, ge=1, le=10_000)
     failure_warning_threshold: int = Field(default=3, ge=1, le=100)
     stop_grace_seconds: float = Field(default=30.0, gt=0)

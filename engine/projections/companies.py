@@ -38,6 +38,8 @@ class CompanyList(Projection):
 
     def apply(self, connection: Connection, events: Sequence[NumberedEvent]) -> None:
         for _, event in events:
+            if not isinstance(event, Company.Event):
+                continue  # most events are of other aggregates
             row = companies.c.id == str(event.originator_id)
             match event:
                 case Company.Added():

@@ -64,7 +64,7 @@ most this old; every other due occurrence is missed and follows the catch-up pol
 
 @dataclass(frozen=True)
 class SchedulerSettings:
-    max_concurrent_runs: int = 4
+    max_concurrent_runs: int = 8
     max_catch_up: int = 100
     failure_warning_threshold: int = 3
     stop_grace_seconds: float = 30.0
