@@ -76,16 +76,7 @@ class GroupCommitter:
     def save_each(self, aggregates: list[CollectEventsProtocol]) -> list[bool]:
         """Record each aggregate's pending events on its own terms, as :meth:`save` would,
         in as few transactions as conflicts allow; one result per aggregate, in order."""
-        return self._submit([[aggregate] for aggregate in aggregates])
-
-    def _submit(self, groups: list[list[CollectEventsProtocol]]) -> list[bool]:
-        submissions = [
-            Submission([event for aggregate in group for event in aggregate.collect_events()])
-            for group in groups
-        ]
-        with self._queue_lock:
-            self._queue.extend(submission for submission in submissions if submission.events)
-        return self._wait(submissions)
+        return self._wait([self.submit(aggregate) for aggregate in aggregates])
 
     def _wait(self, submissions: list[Submission]) -> list[bool]:
         for submission in submissions:
