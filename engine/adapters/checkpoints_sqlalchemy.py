@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from sqlalchemy import Engine, delete, insert, select
 
 from engine.adapters.schema import run_checkpoints
-from engine.operations.contract import CheckpointStore
+from engine.adapters.sql import translating_store_errors
+from engine.ports.runs import CheckpointStore, CheckpointStores
 
 
 class SqlCheckpointStore(CheckpointStore):
@@ -15,6 +18,7 @@ class SqlCheckpointStore(CheckpointStore):
         self._engine = engine
         self._run_id = run_id
 
+    @translating_store_errors
     def get(self, key: str) -> str | None:
         with self._engine.connect() as connection:
             value = connection.execute(
@@ -24,6 +28,7 @@ class SqlCheckpointStore(CheckpointStore):
             ).scalar()
         return None if value is None else str(value)
 
+    @translating_store_errors
     def put(self, key: str, value: str) -> None:
         with self._engine.begin() as connection:
             connection.execute(
@@ -34,3 +39,13 @@ class SqlCheckpointStore(CheckpointStore):
             connection.execute(
                 insert(run_checkpoints).values(run_id=self._run_id, key=key, value=value)
             )
+
+
+class SqlCheckpointStores(CheckpointStores):
+    """Every run's checkpoints, in the store's database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def for_run(self, run_id: UUID) -> CheckpointStore:
+        return SqlCheckpointStore(self._engine, str(run_id))

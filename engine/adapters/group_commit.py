@@ -11,27 +11,29 @@ alone, never its neighbours.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.domain import CollectEventsProtocol
-from eventsourcing.persistence import IntegrityError
-
-from engine.adapters.event_store import SoaStore
+from engine.ports.store import EventStore, GroupCommit, PendingSave, WriteConflictError
 
 
-@dataclass
-class Submission:
+@dataclass(eq=False)
+class Submission(PendingSave):
     """Events to record together, and what became of them."""
 
+    committer: GroupCommitter
     events: list[Any]
     done: bool = False
     saved: bool = False
     error: BaseException | None = None
 
+    def wait(self) -> bool:
+        return self.committer.wait(self)
 
-class GroupCommitter:
-    """Saves aggregates like ``SoaStore.save``, batching concurrent calls.
+
+class GroupCommitter(GroupCommit):
+    """Saves aggregates like :meth:`EventStore.save`, batching concurrent calls.
 
     Leader and followers: the caller that finds no write in progress writes every
     submission queued so far in one transaction; the callers that arrive meanwhile
@@ -39,7 +41,7 @@ class GroupCommitter:
     No thread of its own, so nothing to start or stop.
     """
 
-    def __init__(self, store: SoaStore, *, max_batch: int = 500) -> None:
+    def __init__(self, store: EventStore, *, max_batch: int = 500) -> None:
         self.store = store
         self.max_batch = max_batch
         self._queue: list[Submission] = []
@@ -48,7 +50,7 @@ class GroupCommitter:
         self.transactions = 0
         """How many transactions the committer has written (for measurements)."""
 
-    def save(self, *aggregates: CollectEventsProtocol) -> bool:
+    def save(self, *aggregates: Any) -> bool:
         """Record the pending events of ``aggregates`` in one transaction.
 
         Returns False when a conflict refused them (another writer changed one of the
@@ -57,11 +59,11 @@ class GroupCommitter:
         """
         return self.wait(self.submit(*aggregates))
 
-    def submit(self, *aggregates: CollectEventsProtocol) -> Submission:
+    def submit(self, *aggregates: Any) -> Submission:
         """Queue the pending events of ``aggregates`` without writing them yet: the next
         write by any thread takes them along. :meth:`wait` tells the outcome."""
         submission = Submission(
-            [event for aggregate in aggregates for event in aggregate.collect_events()]
+            self, [event for aggregate in aggregates for event in aggregate.collect_events()]
         )
         if submission.events:
             with self._queue_lock:
@@ -73,7 +75,7 @@ class GroupCommitter:
         already; then return or raise as :meth:`save` does."""
         return self._wait([submission])[0]
 
-    def save_each(self, aggregates: list[CollectEventsProtocol]) -> list[bool]:
+    def save_each(self, aggregates: Sequence[Any]) -> list[bool]:
         """Record each aggregate's pending events on its own terms, as :meth:`save` would,
         in as few transactions as conflicts allow; one result per aggregate, in order."""
         return self._wait([self.submit(aggregate) for aggregate in aggregates])
@@ -105,7 +107,7 @@ class GroupCommitter:
         for submission in batch:
             try:
                 self._write(submission.events)
-            except IntegrityError:
+            except WriteConflictError:
                 self._finish([submission], saved=False)
             except Exception as error:
                 submission.error = error

@@ -8,7 +8,8 @@ from uuid import UUID
 from sqlalchemy import Engine, delete, insert, select, update
 
 from engine.adapters.schema import host_lease
-from engine.ports import HostLease, HostLeases
+from engine.adapters.sql import translating_store_errors
+from engine.ports.host import HostLease, HostLeases
 
 LEASE_KEY = "soa"
 
@@ -19,6 +20,7 @@ class SqlHostLeases(HostLeases):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @translating_store_errors
     def acquire(self, lease: HostLease) -> None:
         with self._engine.begin() as connection:
             connection.execute(delete(host_lease).where(host_lease.c.service == LEASE_KEY))
@@ -34,6 +36,7 @@ class SqlHostLeases(HostLeases):
                 )
             )
 
+    @translating_store_errors
     def renew(self, session_id: UUID, heartbeat_at: datetime, expires_at: datetime) -> bool:
         with self._engine.begin() as connection:
             result = connection.execute(
@@ -44,6 +47,7 @@ class SqlHostLeases(HostLeases):
             )
             return result.rowcount == 1
 
+    @translating_store_errors
     def release(self, session_id: UUID) -> None:
         with self._engine.begin() as connection:
             connection.execute(
@@ -52,6 +56,7 @@ class SqlHostLeases(HostLeases):
                 .where(host_lease.c.session_id == str(session_id))
             )
 
+    @translating_store_errors
     def current(self) -> HostLease | None:
         with self._engine.connect() as connection:
             row = connection.execute(

@@ -1,7 +1,11 @@
-"""The engine's own tables beside the event store: projections and the host lease."""
+"""The engine's own tables beside the event store (projections, the host lease, run
+checkpoints) and the schema version that lets a process open an existing store without
+any DDL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +25,21 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    insert,
+    select,
+    text,
+    update,
 )
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from engine.ports.store import StoreUnavailableError
+
+SCHEMA_VERSION = 1
+"""The version of the tables this release writes; a store at this version is opened
+without DDL. Release 0.1 had no version row: its stores are brought to version 1 by
+creating what is missing (nothing of theirs changes)."""
+
+SCHEMA_LOCK_KEY = 0x50A_E461  # PostgreSQL advisory lock serialising table creation
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -96,11 +114,6 @@ host_lease = Table(
 )
 
 
-def create_tables(engine: Engine) -> None:
-    """Create the tables that do not exist yet."""
-    metadata.create_all(engine, checkfirst=True)
-
-
 companies = Table(
     "soa_companies",
     metadata,
@@ -166,3 +179,100 @@ run_checkpoints = Table(
     Column("key", String(200), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+schema_version = Table(
+    "soa_schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+
+def ensure_schema(engine: Engine, create_event_tables: Callable[[], None]) -> bool:
+    """Create what is missing of the store's tables, unless the store is at
+    :data:`SCHEMA_VERSION` already (one query); True if anything was done.
+
+    :param create_event_tables: creates the event store's own tables (if missing).
+    :raises StoreUnavailableError: if a newer release wrote the store.
+    """
+    if _checked_version(engine) == SCHEMA_VERSION:
+        return False
+    with _schema_lock(engine):
+        if _checked_version(engine) == SCHEMA_VERSION:
+            return False
+
+        def create() -> None:
+            create_event_tables()
+            metadata.create_all(engine, checkfirst=True)
+            _set_version(engine)
+
+        _retrying_races(create)
+    return True
+
+
+def _checked_version(engine: Engine) -> int | None:
+    version = _version(engine)
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreUnavailableError(
+            f"the store has schema version {version}, written by a newer release; this "
+            f"release reads version {SCHEMA_VERSION}: upgrade it"
+        )
+    return version
+
+
+def _version(engine: Engine) -> int | None:
+    """The store's schema version, or None where there is none (new, or release 0.1)."""
+    try:
+        with engine.connect() as connection:
+            version = connection.execute(
+                select(schema_version.c.version).where(schema_version.c.id == 1)
+            ).scalar()
+    except (OperationalError, ProgrammingError):
+        return None  # no such table
+    return None if version is None else int(version)
+
+
+def _set_version(engine: Engine) -> None:
+    with engine.begin() as connection:
+        changed = connection.execute(
+            update(schema_version).where(schema_version.c.id == 1)
+            .values(version=SCHEMA_VERSION)
+        ).rowcount
+        if not changed:
+            connection.execute(insert(schema_version).values(id=1, version=SCHEMA_VERSION))
+
+
+@contextmanager
+def _schema_lock(engine: Engine) -> Iterator[None]:
+    """Serialise table creation between processes where the database can."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK_KEY})
+            connection.commit()
+
+
+_RACE_ERRORS = ("IntegrityError", "OperationalError", "ProgrammingError")
+
+
+def _retrying_races(create: Callable[[], None], attempts: int = 5) -> None:
+    """Run ``create``, retrying when another process created the same table meanwhile."""
+    for attempt in range(attempts):
+        try:
+            create()
+            return
+        except Exception as error:
+            # SQLAlchemy's and eventsourcing's errors of these names: another process won
+            # the race to create a table (or held the SQLite file's lock for a moment).
+            message = str(error).lower()
+            if (
+                type(error).__name__ not in _RACE_ERRORS or attempt == attempts - 1
+                or ("exist" not in message and "locked" not in message)
+            ):
+                raise

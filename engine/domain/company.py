@@ -6,7 +6,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from engine.domain.errors import DomainError
+from engine.domain.errors import ConflictError, DomainError
 from engine.domain.names import check_printable_name
 
 COMPANY_NAMESPACE = uuid5(UUID(int=0), "soa-engine/company")
@@ -21,7 +21,12 @@ class InvalidCompanyNameError(CompanyError):
     """Signals an empty, too long or unprintable company name."""
 
 
-class CompanyInUseError(CompanyError):
+class CompanyExistsError(CompanyError, ConflictError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"company {name!r} already exists")
+
+
+class CompanyInUseError(CompanyError, ConflictError):
     def __init__(self, name: str, task_count: int) -> None:
         super().__init__(
             f"company {name!r} is used by {task_count} task(s); remove them first "
@@ -29,7 +34,7 @@ class CompanyInUseError(CompanyError):
         )
 
 
-class CompanyRemovedError(CompanyError):
+class CompanyRemovedError(CompanyError, ConflictError):
     def __init__(self, name: str) -> None:
         super().__init__(f"company {name!r} has been removed; add it again to use it")
 
@@ -96,7 +101,7 @@ class Company(Aggregate):
     def readd(self, database_url: str) -> None:
         """Register a removed company again (with a possibly new database)."""
         if not self.removed:
-            raise CompanyError(f"company {self.name!r} already exists")
+            raise CompanyExistsError(self.name)
         self._readd(database_url=database_url)
 
     @event(Readded)

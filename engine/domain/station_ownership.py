@@ -7,11 +7,12 @@ version cannot both be recorded.
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from engine.domain.errors import DomainError
+from engine.domain.errors import ConflictError, DomainError, NotPermittedError
 
 STATION_OWNERSHIP_ID = uuid5(UUID(int=0), "soa-engine/station-ownership")
 
@@ -20,7 +21,7 @@ class OwnershipError(DomainError):
     """Signals a start, stop or move that the ownership rules refuse."""
 
 
-class NotConfiguredError(OwnershipError):
+class NotConfiguredError(OwnershipError, ConflictError):
     def __init__(self) -> None:
         super().__init__(
             "the service is not configured; set its account first: "
@@ -28,7 +29,7 @@ class NotConfiguredError(OwnershipError):
         )
 
 
-class ConfiguredElsewhereError(OwnershipError):
+class ConfiguredElsewhereError(OwnershipError, NotPermittedError):
     def __init__(self, owner: str, station: str) -> None:
         super().__init__(
             f"the service is configured on station {owner}, not on {station}; "
@@ -36,7 +37,7 @@ class ConfiguredElsewhereError(OwnershipError):
         )
 
 
-class RunningElsewhereError(OwnershipError):
+class RunningElsewhereError(OwnershipError, NotPermittedError):
     def __init__(self, owner: str, action: str) -> None:
         super().__init__(
             f"the service is running on station {owner}; {action} only on that station "
@@ -44,12 +45,12 @@ class RunningElsewhereError(OwnershipError):
         )
 
 
-class AlreadyRunningError(OwnershipError):
+class AlreadyRunningError(OwnershipError, ConflictError):
     def __init__(self, owner: str) -> None:
         super().__init__(f"the service is already running on station {owner}; stop it first")
 
 
-class NotRunningError(OwnershipError):
+class NotRunningError(OwnershipError, ConflictError):
     def __init__(self) -> None:
         super().__init__("the service is not running; start it with: soa start")
 
@@ -58,8 +59,12 @@ class StationOwnership(Aggregate):
     """Which station the service is configured on, and the host session running it.
 
     ``session_id`` names one run of a host process from its start to its stop,
-    crash or loss of its lease.
+    crash or loss of its lease; ``pid``, ``host`` and ``started_at`` describe it.
     """
+
+    # Defaults for snapshots taken before these attributes existed.
+    host: str | None = None
+    started_at: datetime | None = None
 
     class Created(Aggregate.Created):
         """Signals that the ownership record came into being (no station yet)."""
@@ -155,6 +160,8 @@ class StationOwnership(Aggregate):
     def _start(self, station: str, session_id: UUID, pid: int, host: str) -> None:
         self.session_id = session_id
         self.pid = pid
+        self.host = host
+        self.started_at = self.modified_on
 
     def check_is_current(self, session_id: UUID) -> None:
         if self.session_id != session_id:
@@ -171,8 +178,13 @@ class StationOwnership(Aggregate):
 
     @event(Stopped)
     def _stop(self, station: str, session_id: UUID) -> None:
+        self._end_session()
+
+    def _end_session(self) -> None:
         self.session_id = None
         self.pid = None
+        self.host = None
+        self.started_at = None
 
     def record_crash(self, session_id: UUID, last_heartbeat: str | None) -> None:
         """Record that the host session died without stopping (its lease expired).
@@ -192,8 +204,7 @@ class StationOwnership(Aggregate):
     def _crash(
         self, station: str, session_id: UUID, pid: int | None, last_heartbeat: str | None
     ) -> None:
-        self.session_id = None
-        self.pid = None
+        self._end_session()
 
     def record_lease_lost(self, station: str, session_id: UUID, pid: int) -> None:
         """Record that a host found its session ended by others and stopped itself.

@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 
 from engine.domain.errors import DomainError
 from engine.domain.names import check_printable_name
+from engine.scheduling.schedule import Schedule
 
 CatchUp = Literal["all", "latest", "skip"]
 CATCH_UP_POLICIES: tuple[str, ...] = get_args(CatchUp)
@@ -85,11 +86,11 @@ def check_task_name(name: str) -> str:
 class TaskDefinition(Aggregate):
     """A recurring automatic operation of one kind for one company.
 
-    ``schedule`` is the stored form of :class:`engine.scheduling.Schedule`
-    (primitives only) and ``params`` the kind's parameters, validated by the
-    kind's model before they reach the aggregate. ``schedule_from`` is the
-    instant from which the current schedule counts: set when the task is
-    defined, re-enabled or its schedule changes, not when it is resumed, so
+    ``schedule`` is a :class:`engine.scheduling.Schedule`, parsed once per event that
+    sets it (events carry its primitives, ``Schedule.to_dict()``), and ``params`` the
+    kind's parameters, validated by the kind's model before they reach the aggregate.
+    ``schedule_from`` is the instant from which the current schedule counts: set when
+    the task is defined, re-enabled or its schedule changes, not when it is resumed, so
     occurrences missed while paused are caught up by the catch-up policy.
     """
 
@@ -177,7 +178,7 @@ class TaskDefinition(Aggregate):
         backoff_seconds: float, timeout_seconds: float | None, params: dict[str, Any],
     ) -> None:
         self.name = name
-        self.schedule = dict(schedule)
+        self.schedule = Schedule.from_dict(schedule)
         self.catch_up = catch_up
         self.retry = RetryPolicy(max_attempts, backoff_seconds)
         self.timeout_seconds = timeout_seconds
@@ -185,7 +186,7 @@ class TaskDefinition(Aggregate):
 
     @classmethod
     def define(
-        cls, *, company_id: UUID, company: str, kind: str, name: str, schedule: dict[str, Any],
+        cls, *, company_id: UUID, company: str, kind: str, name: str, schedule: Schedule,
         catch_up: str, retry: RetryPolicy, timeout_seconds: float | None,
         params: dict[str, Any], at: datetime,
     ) -> TaskDefinition:
@@ -195,7 +196,7 @@ class TaskDefinition(Aggregate):
         """
         return cls(
             company_id=company_id, company=company, kind=kind, name=check_task_name(name),
-            schedule=schedule, catch_up=check_catch_up(catch_up),
+            schedule=schedule.to_dict(), catch_up=check_catch_up(catch_up),
             max_attempts=retry.max_attempts, backoff_seconds=retry.backoff_seconds,
             timeout_seconds=check_timeout(timeout_seconds), params=params, schedule_from=at,
         )
@@ -210,7 +211,7 @@ class TaskDefinition(Aggregate):
             raise TaskRemovedError(self.name)
 
     def edit(
-        self, *, name: str | None = None, schedule: dict[str, Any] | None = None,
+        self, *, name: str | None = None, schedule: Schedule | None = None,
         catch_up: str | None = None, retry: RetryPolicy | None = None,
         timeout_seconds: float | None = None, clear_timeout: bool = False,
         params: dict[str, Any] | None = None, at: datetime,
@@ -238,7 +239,10 @@ class TaskDefinition(Aggregate):
         }
         if new == old:
             return False
-        self._edit(schedule_changed=new["schedule"] != self.schedule, at=at, **new)
+        self._edit(
+            schedule_changed=new["schedule"] != self.schedule, at=at,
+            **{**new, "schedule": new["schedule"].to_dict()},
+        )
         return True
 
     @event(Edited)

@@ -1,31 +1,28 @@
-"""Read models fed from the event log with a tracked position.
+"""Read models fed from the event log with a tracked position, in SQL tables.
 
 Each projection applies every event exactly once: the position is advanced by a
 compare-and-set in the same transaction as the projection's rows.
+:class:`SqlReadModels` offers them to the application layer as the
+:class:`engine.ports.ReadModels` port.
 """
 
-from engine.projections.log_list import LogEntry, LogList
-from engine.projections.runner import Projection, ProjectionRunner
-from engine.projections.service_view import ServiceView, ServiceViewProjection
-from engine.projections.status_texts import status_text
-
-
-def all_projections() -> list[Projection]:
-    """Every read model of the engine, fed by one :class:`ProjectionRunner`."""
-    from engine.projections.companies import CompanyList
-    from engine.projections.runs import RunList
-    from engine.projections.tasks import TaskList
-
-    return [ServiceViewProjection(), LogList(), CompanyList(), TaskList(), RunList()]
-
+from engine.projections.companies import CompanyList
+from engine.projections.log_list import LogList
+from engine.projections.read_models import SqlReadModels, all_projections
+from engine.projections.runner import NotificationLog, Projection, ProjectionRunner
+from engine.projections.runs import RunList
+from engine.projections.service_view import ServiceViewProjection
+from engine.projections.tasks import TaskList
 
 __all__ = [
-    "LogEntry",
+    "CompanyList",
     "LogList",
+    "NotificationLog",
     "Projection",
     "ProjectionRunner",
-    "ServiceView",
+    "RunList",
     "ServiceViewProjection",
+    "SqlReadModels",
+    "TaskList",
     "all_projections",
-    "status_text",
 ]

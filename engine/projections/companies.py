@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,22 +10,8 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from engine.adapters.schema import companies
 from engine.domain.company import Company
+from engine.ports.read_models import CompanyView
 from engine.projections.runner import NumberedEvent, Projection
-
-
-@dataclass(frozen=True)
-class CompanyView:
-    id: UUID
-    name: str
-    database_url: str
-    task_count: int
-    added_at: datetime
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id), "name": self.name, "database_url": self.database_url,
-            "task_count": self.task_count, "added_at": self.added_at.isoformat(),
-        }
 
 
 class CompanyList(Projection):
@@ -64,22 +48,23 @@ class CompanyList(Projection):
                     connection.execute(update(companies).where(row).values(removed=True))
 
     @staticmethod
-    def database_url(engine: Engine, company_id: UUID) -> str:
-        """The registered database URL of a company ('' if unknown)."""
+    def get(engine: Engine, company_id: UUID) -> CompanyView | None:
+        """The company, removed or not."""
         with engine.connect() as connection:
-            url = connection.execute(
-                select(companies.c.database_url).where(companies.c.id == str(company_id))
-            ).scalar()
-        return str(url or "")
+            row = connection.execute(
+                select(companies).where(companies.c.id == str(company_id))
+            ).first()
+        return _view(row) if row is not None else None
 
     @staticmethod
     def read(engine: Engine) -> list[CompanyView]:
         query = select(companies).where(companies.c.removed.is_(False)).order_by(companies.c.name)
         with engine.connect() as connection:
-            return [
-                CompanyView(
-                    id=UUID(row.id), name=row.name, database_url=row.database_url,
-                    task_count=row.task_count, added_at=row.added_at,
-                )
-                for row in connection.execute(query)
-            ]
+            return [_view(row) for row in connection.execute(query)]
+
+
+def _view(row: Any) -> CompanyView:
+    return CompanyView(
+        id=UUID(row.id), name=row.name, database_url=row.database_url,
+        task_count=row.task_count, added_at=row.added_at, removed=row.removed,
+    )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select
 
@@ -14,33 +13,8 @@ from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
 from engine.domain.task_definition import MISSED_COUNT_LIMIT, TaskDefinition
 from engine.domain.task_run import TaskRun
+from engine.ports.read_models import LogEntry, LogStatus
 from engine.projections.runner import NumberedEvent, Projection
-
-LogStatus = Literal["ok", "warning", "error"]
-LOG_STATUSES: tuple[LogStatus, ...] = ("ok", "warning", "error")
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    time: datetime
-    station: str | None
-    operation: str
-    status: LogStatus
-    message: str
-    company: str | None
-    run_id: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "time": self.time.isoformat(),
-            "station": self.station,
-            "operation": self.operation,
-            "status": self.status,
-            "message": self.message,
-            "company": self.company,
-            "run_id": self.run_id,
-        }
-
 
 RUN_OUTCOMES = (TaskRun.Succeeded, TaskRun.Failed, TaskRun.Abandoned, TaskRun.Skipped)
 COMPANY_EVENTS = (*RUN_OUTCOMES, TaskDefinition.CatchUpApplied)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from eventsourcing.persistence import ApplicationRecorder, Mapper
 from sqlalchemy import (
     Connection,
     Engine,
@@ -30,6 +29,13 @@ NumberedEvent = tuple[int, Any]
 """A domain event with its notification id (its position in the event log)."""
 
 
+class NotificationLog(Protocol):
+    """Where the events come from, in the order they were recorded."""
+
+    def events_after(self, position: int, *, limit: int, stop: int) -> list[NumberedEvent]:
+        """Up to ``limit`` events after ``position`` and at most at ``stop``."""
+
+
 class Projection(ABC):
     """A read model in SQL tables, derived from domain events."""
 
@@ -51,41 +57,36 @@ class ProjectionRunner:
 
     Safe to call from several processes at once: a batch is applied to a projection
     only by the transaction that moves its position from the value it read
-    (compare-and-set), in the same transaction as the projection's rows.
+    (compare-and-set), in the same transaction as the projection's rows. When no
+    projection is behind, a catch-up costs one query and never opens the event store.
     """
 
     def __init__(
         self,
         engine: Engine,
-        recorder: ApplicationRecorder,
-        mapper: Mapper[Any],
+        log: NotificationLog,
         projections: list[Projection],
         *,
         events_table: str,
     ) -> None:
         self._engine = engine
-        self._recorder = recorder
-        self._mapper = mapper
+        self._log = log
         self.projections = sorted(projections, key=lambda projection: projection.name)
         self._head_query: Select[tuple[Any]] = select(func.max(column("id"))).select_from(
             table(events_table)
         )
-        self._ensure_positions()
 
-    def _ensure_positions(self) -> None:
+    def _add_missing_positions(self, names: set[str]) -> None:
+        """Start the projections without a position row at 0, emptied."""
         for projection in self.projections:
+            if projection.name in names:
+                continue
             try:
                 with self._engine.begin() as connection:
-                    exists = connection.execute(
-                        select(projection_positions.c.position).where(
-                            projection_positions.c.name == projection.name
-                        )
-                    ).first()
-                    if exists is None:
-                        connection.execute(
-                            insert(projection_positions).values(name=projection.name, position=0)
-                        )
-                        projection.reset(connection)
+                    connection.execute(
+                        insert(projection_positions).values(name=projection.name, position=0)
+                    )
+                    projection.reset(connection)
             except IntegrityError:
                 pass  # another process inserted it at the same time
 
@@ -99,7 +100,11 @@ class ProjectionRunner:
                 select(projection_positions.c.name, projection_positions.c.position)
             ).all()
             head = connection.execute(self._head_query).scalar()
-        return {row.name: int(row.position) for row in rows}, int(head or 0)
+        positions = {row.name: int(row.position) for row in rows}
+        if any(projection.name not in positions for projection in self.projections):
+            self._add_missing_positions(set(positions))
+            return self._positions_and_head()
+        return positions, int(head or 0)
 
     def catch_up(self) -> int:
         """Apply every event recorded before the call to every projection.
@@ -119,15 +124,12 @@ class ProjectionRunner:
                 return applied
             start = min(positions[p.name] for p in behind)
             group = [p for p in behind if positions[p.name] == start]
-            notifications = self._recorder.select_notifications(
-                start=start, limit=BATCH_SIZE, stop=target, inclusive_of_start=False
-            )
-            if not notifications:
+            events = self._log.events_after(start, limit=BATCH_SIZE, stop=target)
+            if not events:
                 return applied
-            events = [(n.id, self._mapper.to_domain_event(n)) for n in notifications]
             with self._engine.begin() as connection:
                 for projection in group:
-                    if self._move(connection, projection.name, start, notifications[-1].id):
+                    if self._move(connection, projection.name, start, events[-1][0]):
                         projection.apply(connection, events)
                         applied += len(events)
 
@@ -143,6 +145,7 @@ class ProjectionRunner:
 
     def rebuild(self) -> int:
         """Empty every projection and apply the whole event log again."""
+        self._positions_and_head()  # every projection has its position row
         with self._engine.begin() as connection:
             for projection in self.projections:
                 connection.execute(

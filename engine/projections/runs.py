@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,44 +11,8 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, s
 
 from engine.adapters.schema import runs, tasks
 from engine.domain.task_run import TaskRun
+from engine.ports.read_models import RunView
 from engine.projections.runner import NumberedEvent, Projection
-
-
-@dataclass(frozen=True)
-class RunView:
-    id: UUID
-    task_id: UUID
-    company: str
-    kind: str
-    scheduled_for: datetime
-    manual: bool
-    status: str
-    attempts: int
-    max_attempts: int
-    retry_at: datetime | None
-    session_id: UUID | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_seconds: float | None
-    counts: dict[str, int] | None
-    error: str | None
-
-    @property
-    def due_at(self) -> datetime:
-        return self.retry_at if self.status == "retrying" and self.retry_at else self.scheduled_for
-
-    def as_json(self) -> dict[str, Any]:
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
-
-        return {
-            "id": str(self.id), "task_id": str(self.task_id), "kind": self.kind,
-            "company": self.company, "scheduled_for": self.scheduled_for.isoformat(),
-            "manual": self.manual, "status": self.status, "attempts": self.attempts,
-            "started_at": iso(self.started_at), "finished_at": iso(self.finished_at),
-            "retry_at": iso(self.retry_at), "duration_seconds": self.duration_seconds,
-            "counts": self.counts, "error": self.error,
-        }
 
 
 def _changes(event: Any) -> dict[str, Any]:
@@ -172,6 +135,13 @@ class RunList(Projection):
             query = query.where(runs.c.task_id.not_in([str(task) for task in busy_tasks]))
         with engine.connect() as connection:
             return [_view(row) for row in connection.execute(query)]
+
+    @staticmethod
+    def ids_starting_with(engine: Engine, prefix: str, limit: int) -> list[UUID]:
+        query = (select(runs.c.id).where(runs.c.id.startswith(prefix, autoescape=True))
+                 .order_by(runs.c.id).limit(limit))
+        with engine.connect() as connection:
+            return [UUID(run_id) for run_id in connection.execute(query).scalars()]
 
     @staticmethod
     def get(engine: Engine, run_id: UUID) -> RunView | None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,26 +12,10 @@ from engine.adapters.schema import service_view
 from engine.domain.log_retention import DEFAULT_LOG_RETENTION_DAYS
 from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
+from engine.ports.read_models import ServiceView
 from engine.projections.runner import NumberedEvent, Projection
 
 VIEW_ROW_ID = 1
-
-
-@dataclass(frozen=True)
-class ServiceView:
-    """What the events say about the service; liveness is checked against the lease."""
-
-    account: str | None
-    log_retention_days: int
-    station: str | None
-    session_id: UUID | None
-    pid: int | None
-    host: str | None
-    since: datetime | None
-
-    @property
-    def is_configured(self) -> bool:
-        return self.station is not None
 
 
 class ServiceViewProjection(Projection):

@@ -3,56 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
 from engine.adapters.schema import tasks
 from engine.domain.task_definition import TaskDefinition
 from engine.domain.task_run import TaskRun
+from engine.ports.read_models import TaskView
 from engine.projections.runner import NumberedEvent, Projection
-
-
-@dataclass(frozen=True)
-class TaskView:
-    id: UUID
-    company_id: UUID
-    company: str
-    kind: str
-    name: str
-    schedule: dict[str, Any]
-    catch_up: str
-    max_attempts: int
-    backoff_seconds: float
-    timeout_seconds: float | None
-    params: dict[str, Any]
-    enabled: bool
-    paused: bool
-    schedule_from: datetime
-    considered_through: datetime | None
-    consecutive_failures: int
-    version: int
-
-    @property
-    def is_active(self) -> bool:
-        return self.enabled and not self.paused
-
-    @property
-    def state(self) -> str:
-        return "disabled" if not self.enabled else "paused" if self.paused else "active"
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id), "company": self.company, "kind": self.kind, "name": self.name,
-            "schedule": self.schedule, "catch_up": self.catch_up,
-            "max_attempts": self.max_attempts, "backoff_seconds": self.backoff_seconds,
-            "timeout_seconds": self.timeout_seconds, "params": self.params,
-            "state": self.state, "schedule_from": self.schedule_from.isoformat(),
-            "consecutive_failures": self.consecutive_failures,
-        }
+from engine.scheduling.schedule import Schedule
 
 
 def _write_failures(connection: Connection, outcomes: dict[str, tuple[bool, int]]) -> None:
@@ -164,6 +125,14 @@ class TaskList(Projection):
             return [_view(row) for row in connection.execute(query)]
 
     @staticmethod
+    def ids_starting_with(engine: Engine, prefix: str, limit: int) -> list[UUID]:
+        query = (select(tasks.c.id).where(tasks.c.removed.is_(False))
+                 .where(tasks.c.id.startswith(prefix, autoescape=True))
+                 .order_by(tasks.c.id).limit(limit))
+        with engine.connect() as connection:
+            return [UUID(task_id) for task_id in connection.execute(query).scalars()]
+
+    @staticmethod
     def failing(engine: Engine, threshold: int) -> list[TaskView]:
         """Tasks whose latest ``threshold`` or more finished runs all failed."""
         query = select(tasks).where(tasks.c.removed.is_(False)).where(
@@ -175,8 +144,6 @@ class TaskList(Projection):
     @staticmethod
     def fingerprint(engine: Engine) -> tuple[int, int]:
         """A cheap value that changes whenever any task changes (for live pickup)."""
-        from sqlalchemy import func
-
         with engine.connect() as connection:
             row = connection.execute(
                 select(func.count(), func.coalesce(func.sum(tasks.c.version), 0))
@@ -187,7 +154,7 @@ class TaskList(Projection):
 def _view(row: Any) -> TaskView:
     return TaskView(
         id=UUID(row.id), company_id=UUID(row.company_id), company=row.company, kind=row.kind,
-        name=row.name, schedule=dict(row.schedule), catch_up=row.catch_up,
+        name=row.name, schedule=Schedule.from_dict(row.schedule), catch_up=row.catch_up,
         max_attempts=row.max_attempts, backoff_seconds=row.backoff_seconds,
         timeout_seconds=row.timeout_seconds, params=dict(row.params), enabled=row.enabled,
         paused=row.paused, schedule_from=row.schedule_from,

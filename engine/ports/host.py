@@ -1,7 +1,4 @@
-"""Ports: what the engine needs from the outside world, as abstract classes.
-
-Adapters implement them (``engine.adapters``); tests use fakes that subclass them.
-"""
+"""What the service needs around it: time, the host lease, processes, credentials, people."""
 
 from __future__ import annotations
 
@@ -77,6 +74,19 @@ class HostLeases(ABC):
     @abstractmethod
     def current(self) -> HostLease | None:
         """Return the current lease, if any."""
+
+
+class Processes(ABC):
+    """The processes of this machine, as far as the service's host process is concerned."""
+
+    @abstractmethod
+    def machine(self) -> str:
+        """This machine's name, as host sessions record it."""
+
+    @abstractmethod
+    def is_gone(self, pid: int, started_at: datetime) -> bool:
+        """True if no live process ``pid`` exists that began by ``started_at`` (a later
+        process holds a reused pid)."""
 
 
 class OperatorNotifier(ABC):

@@ -1,25 +1,22 @@
-"""The service's use cases: what the CLI, the host and the ERP call.
+"""The service's use cases: its configuration, which station owns it, its status and
+its log list, and the host sessions that run it.
 
-Each command loads the aggregates, calls their methods, saves them in one
-transaction and brings the projections up to date. A conflicting concurrent
-save is refused, never retried into a different outcome.
+Queries bring the read models up to date once, then read them. Commands load
+aggregates, call their methods and save them in one transaction; the readers after
+them catch up.
 """
 
 from __future__ import annotations
 
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-from sqlalchemy import Engine
-
-from engine.adapters.event_store import SoaStore
+from engine.application.errors import CloudEditionError, ConcurrentChangeError
+from engine.application.liveness import HostLiveness, RecordedSession
+from engine.application.unit_of_work import UnitOfWork
 from engine.domain.account import ServiceAccount
-from engine.domain.errors import DomainError
 from engine.domain.service_configuration import SERVICE_CONFIGURATION_ID, ServiceConfiguration
 from engine.domain.station import StationName
 from engine.domain.station_ownership import (
@@ -28,33 +25,12 @@ from engine.domain.station_ownership import (
     RunningElsewhereError,
     StationOwnership,
 )
-from engine.ports import Clock, CredentialChecker, HostLease, HostLeases
-from engine.projections import LogEntry, LogList, ProjectionRunner, ServiceView, status_text
-from engine.projections.log_list import LogStatus
-from engine.projections.service_view import ServiceViewProjection
-from engine.projections.status_texts import State
-from engine.projections.tasks import TaskList
+from engine.domain.status_texts import State, status_text
+from engine.ports.host import Clock, CredentialChecker, HostLease, HostLeases
+from engine.ports.read_models import LogEntry, LogStatus, ReadModels, ServiceView
 
 SAVE_ATTEMPTS = 5
 """How often the host's own records (stop, lease lost) are retried after a conflict."""
-
-TAggregate = TypeVar("TAggregate", ServiceConfiguration, StationOwnership)
-
-
-class ConcurrentChangeError(DomainError):
-    def __init__(self) -> None:
-        super().__init__(
-            "another command changed the service at the same moment (on this or another "
-            "station); nothing was recorded; run the command again"
-        )
-
-
-class CloudEditionError(DomainError):
-    def __init__(self) -> None:
-        super().__init__(
-            "the service configuration does not exist in the cloud edition; configure each "
-            "automatic operation directly (SOA_EDITION=stationary enables it)"
-        )
 
 
 @dataclass(frozen=True)
@@ -118,33 +94,37 @@ class ServiceApplication:
     def __init__(
         self,
         *,
-        store: SoaStore,
-        engine: Engine,
+        uow: UnitOfWork,
+        read_models: ReadModels,
+        liveness: HostLiveness,
         leases: HostLeases,
         credentials: CredentialChecker,
         clock: Clock,
         station: str,
         connection: Connection,
-        lease_seconds: float,
-        projections: ProjectionRunner,
         failure_warning_threshold: int = 3,
     ) -> None:
-        self.store = store
-        self.engine = engine
-        self.leases = leases
-        self.credentials = credentials
+        self._uow = uow
+        self.read_models = read_models
+        self._liveness = liveness
+        self._leases = leases
+        self._credentials = credentials
         self.clock = clock
         self.station = StationName.check(station)
         self.connection = connection
-        self.lease_seconds = lease_seconds
-        self.projections = projections
         self.failure_warning_threshold = failure_warning_threshold
+
+    @property
+    def lease_seconds(self) -> float:
+        return self._liveness.lease_seconds
 
     # -- queries ---------------------------------------------------------------------
 
-    def status(self, lang: str = "pl") -> ServiceStatus:
-        """Return the status as seen from this station, recording a dead host's crash first."""
+    def status(self, lang: str = "pl", *, station: str | None = None) -> ServiceStatus:
+        """The status as seen from ``station`` (default: this one), recording a dead
+        host's crash first."""
         self._check_stationary()
+        asking = StationName.check(station) if station is not None else self.station
         view = self._settled_view()
         state: State
         if not view.is_configured:
@@ -157,7 +137,7 @@ class ServiceApplication:
         return ServiceStatus(
             state=state,
             station=view.station,
-            text=status_text(state, view.station, self.station, lang),
+            text=status_text(state, view.station, asking, lang),
             host=host if state == "running" else None,
             warnings=self._warnings(),
         )
@@ -167,11 +147,11 @@ class ServiceApplication:
         return tuple(
             f"task {task.name!r} ({task.kind}, {task.company}, id {task.id}) failed "
             f"{task.consecutive_failures} time(s) in a row"
-            for task in TaskList.failing(self.engine, self.failure_warning_threshold)
+            for task in self.read_models.failing_tasks(self.failure_warning_threshold)
         )
 
     def configuration(self) -> ConfigurationView:
-        """Return the configuration; never a password (none is kept)."""
+        """The configuration; never a password (none is kept)."""
         self._check_stationary()
         view = self.view()
         return ConfigurationView(
@@ -190,19 +170,29 @@ class ServiceApplication:
         company: str | None = None,
         limit: int = 100,
     ) -> list[LogEntry]:
-        """Return log entries, newest first, never older than the retention."""
+        """Log entries, newest first, never older than the retention."""
         view = self._settled_view()
-        cutoff = self._retention_cutoff(view)
+        cutoff = self._retention_cutoff(view.log_retention_days)
         not_before = max(cutoff, since) if since else cutoff
-        return LogList.read(
-            self.engine, not_before=not_before, status=status, operation=operation,
-            company=company, limit=limit,
+        return self.read_models.log_entries(
+            not_before=not_before, status=status, operation=operation, company=company,
+            limit=limit,
         )
 
     def view(self) -> ServiceView:
-        """Return the service view after applying every recorded event."""
-        self.projections.catch_up()
-        return ServiceViewProjection.read(self.engine)
+        """The service view after applying every recorded event."""
+        self.read_models.catch_up()
+        return self.read_models.service_view()
+
+    def _settled_view(self) -> ServiceView:
+        """The view, after recording the crash of a dead host session if there is one."""
+        view = self.view()
+        session = _recorded_session(view)
+        if session is None or self._liveness.is_alive(session, quick=True):
+            return view
+        if self._liveness.record_crash_if_dead():
+            return self.view()
+        return view
 
     # -- configuration commands --------------------------------------------------------
 
@@ -210,25 +200,26 @@ class ServiceApplication:
         """Refuse early, before a password is asked for, what :meth:`set_account` would."""
         self._check_stationary()
         ServiceAccount.parse(account)
-        self._load_settled_ownership()[0].check_can_assign(self.station)
+        self._liveness.settled_ownership().check_can_assign(self.station)
 
     def set_account(self, account: str, password: str) -> None:
         """Set the account the service runs under, configuring it on this station.
 
-        The password goes to the credential check only.
+        The password goes to the credential check only. Never applied again after a
+        conflict: the first station to claim the service wins.
 
         :raises DomainError: if the account is malformed, the password refused,
             the service runs on another station, or another station changed it meanwhile.
         """
         self._check_stationary()
         account = str(ServiceAccount.parse(account))
-        ownership, _ = self._load_settled_ownership()
+        ownership = self._liveness.settled_ownership()
         ownership.check_can_assign(self.station)
-        self.credentials.check(account, password)
-        configuration = self._load_or_create(SERVICE_CONFIGURATION_ID, ServiceConfiguration)
+        self._credentials.check(account, password)
+        configuration = self._uow.get_or_create(SERVICE_CONFIGURATION_ID, ServiceConfiguration)
         ownership.assign(self.station)
         configuration.set_account(account, self.station)
-        self._save(configuration, ownership)
+        self._uow.save(configuration, ownership)
 
     def set_log_retention(self, days: int) -> bool:
         """Keep log entries ``days`` days (5 to 30) and delete older ones now.
@@ -236,11 +227,18 @@ class ServiceApplication:
         Allowed from any station. Returns False if the retention already was ``days``.
         """
         self._check_stationary()
-        configuration = self._load_or_create(SERVICE_CONFIGURATION_ID, ServiceConfiguration)
-        changed = configuration.set_log_retention(days, self.station)
-        if changed:
-            self._save(configuration)
-        self.prune_logs()
+
+        def change() -> bool:
+            configuration = self._uow.get_or_create(
+                SERVICE_CONFIGURATION_ID, ServiceConfiguration
+            )
+            changed = configuration.set_log_retention(days, self.station)
+            if changed:
+                self._uow.save(configuration)
+            return changed
+
+        changed = self._uow.retrying(change)
+        self.read_models.delete_log_entries_before(self._retention_cutoff(days))
         return changed
 
     def rebuild_projections(self) -> int:
@@ -248,33 +246,37 @@ class ServiceApplication:
 
         Entries older than the retention, which a rebuild brings back, are deleted again.
         """
-        applied = self.projections.rebuild()
+        applied = self.read_models.rebuild()
         self.prune_logs()
         return applied
 
     def prune_logs(self) -> int:
         """Delete log entries older than the retention; return how many."""
-        return LogList.delete_older_than(self.engine, self._retention_cutoff(self.view()))
+        retention = self.view().log_retention_days
+        return self.read_models.delete_log_entries_before(self._retention_cutoff(retention))
 
     # -- host session ------------------------------------------------------------------
 
     def check_can_start(self) -> None:
         """Refuse what :meth:`begin_host_session` would, recording a dead host's crash first."""
         self._check_stationary()
-        self._load_settled_ownership(save=True)[0].check_can_start(self.station)
+        self._liveness.record_crash_if_dead()
+        self._liveness.settled_ownership().check_can_start(self.station)
 
     def begin_host_session(self, pid: int, host: str) -> UUID:
         """Record that host process ``pid`` on machine ``host`` runs the service here.
 
+        Never applied again after a conflict: two hosts starting at once, one wins.
+
         :raises DomainError: if not configured here, already running, or raced.
         """
         self._check_stationary()
-        ownership, _ = self._load_settled_ownership()
+        ownership = self._liveness.settled_ownership()
         session_id = uuid4()
         ownership.start(self.station, session_id, pid, host)
-        self._save(ownership)
+        self._uow.save(ownership)
         now = self.clock.now()
-        self.leases.acquire(
+        self._leases.acquire(
             HostLease(
                 session_id=session_id, station=self.station, pid=pid,
                 started_at=now, heartbeat_at=now, expires_at=self._expiry(now),
@@ -285,7 +287,7 @@ class ServiceApplication:
     def heartbeat(self, session_id: UUID) -> bool:
         """Renew the lease of ``session_id``; False if the session no longer owns the service."""
         now = self.clock.now()
-        if not self.leases.renew(session_id, now, self._expiry(now)):
+        if not self._leases.renew(session_id, now, self._expiry(now)):
             return False
         return self.view().session_id == session_id
 
@@ -297,32 +299,36 @@ class ServiceApplication:
         """
         try:
             for _ in range(SAVE_ATTEMPTS):
-                ownership = self._load(STATION_OWNERSHIP_ID, StationOwnership)
+                ownership = self._uow.get(STATION_OWNERSHIP_ID, StationOwnership)
                 if ownership is None or ownership.session_id != session_id:
                     self.record_lease_lost(session_id, pid)
                     return False
                 ownership.stop(session_id)
-                with suppress(ConcurrentChangeError):
-                    self._save(ownership)
-                    return True
+                try:
+                    self._uow.save(ownership)
+                except ConcurrentChangeError:
+                    continue
+                return True
             raise ConcurrentChangeError()
         finally:
-            self.leases.release(session_id)
+            self._leases.release(session_id)
 
     def record_lease_lost(self, session_id: UUID, pid: int) -> None:
         """Record that the host session ``session_id`` found it no longer owns the service."""
         for _ in range(SAVE_ATTEMPTS):
-            ownership = self._load(STATION_OWNERSHIP_ID, StationOwnership)
+            ownership = self._uow.get(STATION_OWNERSHIP_ID, StationOwnership)
             if ownership is None:
                 return
             ownership.record_lease_lost(self.station, session_id, pid)
-            with suppress(ConcurrentChangeError):
-                self._save(ownership)
-                return
+            try:
+                self._uow.save(ownership)
+            except ConcurrentChangeError:
+                continue
+            return
         raise ConcurrentChangeError()
 
     def running_session_to_stop(self) -> ServiceView:
-        """Return the view of the running service, if this station may stop it.
+        """The view of the running service, if this station may stop it.
 
         :raises NotRunningError, RunningElsewhereError: otherwise.
         """
@@ -337,17 +343,7 @@ class ServiceApplication:
 
     def record_crash(self, session_id: UUID) -> bool:
         """Record that ``session_id``'s process is gone; False if it had already ended."""
-        ownership = self._load(STATION_OWNERSHIP_ID, StationOwnership)
-        if ownership is None or ownership.session_id != session_id:
-            return False
-        lease = self.leases.current()
-        ownership.record_crash(session_id, self._last_heartbeat(session_id, lease))
-        try:
-            self._save(ownership)
-        except ConcurrentChangeError:
-            return False
-        self.leases.release(session_id)
-        return True
+        return self._liveness.record_crash(session_id)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -355,71 +351,16 @@ class ServiceApplication:
         if self.connection.edition == "cloud":
             raise CloudEditionError()
 
-    def _settled_view(self) -> ServiceView:
-        """Return the view after recording the crash of a host whose lease expired."""
-        view = self.view()
-        if view.session_id is not None and not self._is_alive(view):
-            self._load_settled_ownership(save=True)
-            view = self.view()
-        return view
-
-    def _is_alive(self, view: ServiceView) -> bool:
-        lease = self.leases.current()
-        now = self.clock.now()
-        if lease is not None and lease.session_id == view.session_id:
-            return now <= lease.expires_at
-        # Started but the lease not written yet: give it one lease period.
-        assert view.since is not None
-        return now <= view.since + timedelta(seconds=self.lease_seconds)
-
-    def _load_settled_ownership(self, *, save: bool = False) -> tuple[StationOwnership, bool]:
-        """Load the ownership with a pending crash event if its host is dead.
-
-        With ``save``, record that crash at once; a concurrent recording is fine.
-        """
-        ownership = self._load_or_create(STATION_OWNERSHIP_ID, StationOwnership)
-        session_id = ownership.session_id
-        if session_id is None:
-            return ownership, False
-        view = self.view()
-        if view.session_id == session_id and self._is_alive(view):
-            return ownership, False
-        lease = self.leases.current()
-        ownership.record_crash(session_id, self._last_heartbeat(session_id, lease))
-        if save:
-            try:
-                self._save(ownership)
-            except ConcurrentChangeError:
-                return ownership, True  # recorded (or changed) by another process meanwhile
-            self.leases.release(session_id)
-        return ownership, True
-
-    def _last_heartbeat(self, session_id: UUID, lease: HostLease | None) -> str | None:
-        if lease is not None and lease.session_id == session_id:
-            return lease.heartbeat_at.isoformat()
-        return None
-
-    def _load(self, aggregate_id: UUID, cls: type[TAggregate]) -> TAggregate | None:
-        try:
-            aggregate: object = self.store.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(aggregate, cls)
-        return aggregate
-
-    def _load_or_create(self, aggregate_id: UUID, cls: type[TAggregate]) -> TAggregate:
-        aggregate = self._load(aggregate_id, cls)
-        return aggregate if aggregate is not None else cls()
-
-    def _save(self, *aggregates: ServiceConfiguration | StationOwnership) -> None:
-        try:
-            self.store.save(*aggregates)
-        except IntegrityError:
-            raise ConcurrentChangeError() from None
-        self.projections.catch_up()
-
-    def _retention_cutoff(self, view: ServiceView) -> datetime:
-        return self.clock.now() - timedelta(days=view.log_retention_days)
+    def _retention_cutoff(self, days: int) -> datetime:
+        return self.clock.now() - timedelta(days=days)
 
     def _expiry(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.lease_seconds)
+
+
+def _recorded_session(view: ServiceView) -> RecordedSession | None:
+    if view.session_id is None:
+        return None
+    return RecordedSession(
+        session_id=view.session_id, pid=view.pid, host=view.host, since=view.since
+    )
