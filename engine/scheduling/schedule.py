@@ -13,19 +13,18 @@ Five kinds, each with its own expression (stored normalised):
 
 The wall-clock kinds (all but ``every``) are read in ``timezone`` and may be limited to
 business days; how they behave when the clocks change is defined in
-:mod:`engine.scheduling.occurrences`.
+:mod:`engine.scheduling.arithmetic`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
 from engine.domain.errors import DomainError
 
@@ -235,6 +234,73 @@ def parse_schedule(
     )
 
 
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule as a user gives it (CLI options, API fields): at most one rule (``every``,
+    ``daily``, ``weekly``, ``monthly`` or ``cron``), and optionally the business-days limit
+    and the time zone. :meth:`new` makes the schedule of a new task; :meth:`applied_to`
+    changes an existing one."""
+
+    every: str | None = None
+    daily: str | None = None
+    weekly: str | None = None
+    monthly: str | None = None
+    cron: str | None = None
+    business_days: bool | None = None
+    timezone: str | None = None
+
+    @property
+    def has_rule(self) -> bool:
+        return any(rule is not None for rule in self._rules().values())
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.has_rule and self.business_days is None and self.timezone is None
+
+    def _rules(self) -> dict[str, str | None]:
+        return {"every": self.every, "daily": self.daily, "weekly": self.weekly,
+                "monthly": self.monthly, "cron": self.cron}
+
+    def new(self, *, now: datetime) -> Schedule:
+        """The schedule of a new task: an ``every`` rule counts from ``now`` (whole
+        seconds), the zone defaults to Europe/Warsaw, every day unless limited.
+
+        :raises InvalidScheduleError: as :func:`parse_schedule`.
+        """
+        return parse_schedule(
+            **self._rules(), business_days=bool(self.business_days),
+            timezone=self.timezone or DEFAULT_TIMEZONE,
+            anchor=now.replace(microsecond=0) if self.every is not None else None,
+        )
+
+    def applied_to(self, current: Schedule, *, now: datetime) -> Schedule | None:
+        """``current`` changed by this spec, or None when the spec changes nothing.
+
+        A new rule keeps the current zone and, unless it is ``every``, the current
+        business-days limit; a spec without a rule changes only the zone or the limit.
+
+        :raises InvalidScheduleError: if the result is not a valid schedule.
+        """
+        if self.has_rule:
+            business_days = self.business_days
+            if business_days is None:
+                business_days = current.business_days and self.every is None
+            return parse_schedule(
+                **self._rules(), business_days=business_days,
+                timezone=self.timezone or current.timezone,
+                anchor=now.replace(microsecond=0) if self.every is not None else None,
+            )
+        if self.is_empty:
+            return None
+        return Schedule(
+            kind=current.kind, expression=current.expression,
+            timezone=self.timezone or current.timezone,
+            business_days=current.business_days if self.business_days is None
+            else self.business_days,
+            anchor=current.anchor,
+        )
+
+
 def wall_clock_fields(kind: ScheduleKind, expression: str) -> dict[str, str]:
     """The cron fields (``day``, ``day_of_week``, ``hour``, ``minute``, ``second``) of a
     normalised daily, weekly or monthly expression, in local wall-clock time, named as
@@ -328,6 +394,7 @@ def _normalise_monthly(text: str) -> str:
     return f"{day}@{time_of_day}"
 
 
+@functools.lru_cache(maxsize=4096)
 def _normalise_cron(text: str) -> str:
     """Whitespace-normalised, lower-case crontab text that APScheduler 3 reads as crontab does.
 
@@ -342,6 +409,9 @@ def _normalise_cron(text: str) -> str:
     if len(fields) == len(_CRON_FIELD_NAMES):
         fields[4] = _crontab_weekdays_as_names(text, fields[4])
         normalised = " ".join(fields)
+    # Imported here: reading the store's views (``soa status``) needs no cron parser.
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
     try:
         trigger = CronTrigger.from_crontab(normalised, timezone=UTC)
     except ValueError as error:
