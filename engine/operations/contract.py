@@ -1,9 +1,15 @@
-"""The contract between the engine and an automatic operation (built-in or plugin)."""
+"""The contract between the engine and an automatic operation (built-in or plugin).
+
+An operation is built once per host by the composition root, given the host-wide ports
+it asks for (:class:`OperationPorts`), and called once per attempt with a
+:class:`RunContext` that carries the run's identity, its parameters and the company's
+resources. An operation never builds a database engine or a network client itself.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,22 +17,40 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from engine.ports.host import Clock
+from engine.ports.outbound import CompanyDatabase, HttpClients, MailSender, SmsSender
+from engine.ports.runs import CheckpointStore
 
-class CheckpointStore(ABC):
-    """Key-value storage of one run's progress, kept across its attempts.
+__all__ = [
+    "CheckpointStore",
+    "CompanyResources",
+    "Operation",
+    "OperationPorts",
+    "RunContext",
+    "counts_of",
+]
 
-    An operation that processes many items saves where it got to, so that the
-    next attempt after a failure or a crash resumes there instead of repeating
-    finished work.
+
+@dataclass(frozen=True)
+class OperationPorts:
+    """What the host gives an operation when it builds it, shared by all its runs.
+
+    A plugin's factory (the entry point) receives it if it takes one argument.
     """
 
-    @abstractmethod
-    def get(self, key: str) -> str | None:
-        """Return the value saved under ``key`` by this run, or None."""
+    clock: Clock
+    logger: logging.Logger
 
-    @abstractmethod
-    def put(self, key: str, value: str) -> None:
-        """Save ``value`` under ``key`` for this run (durably, before returning)."""
+
+@dataclass(frozen=True)
+class CompanyResources:
+    """What a run may use to act on its company: its database, outbound mail and SMS
+    (the company's accounts are given with each message), and pooled HTTP clients."""
+
+    database: CompanyDatabase
+    mail: MailSender
+    sms: SmsSender
+    http: HttpClients
 
 
 @dataclass(frozen=True)
@@ -40,12 +64,18 @@ class RunContext:
     run_id: str
     task_id: str
     company: str
-    company_database_url: str
     scheduled_for: datetime
     attempt: int
     params: Any
     checkpoints: CheckpointStore
+    resources: CompanyResources
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def company_database_url(self) -> str:
+        """The company database's URL (release 0.1 gave only this; use
+        ``resources.database`` for a pooled engine)."""
+        return self.resources.database.url
 
     def is_cancelled(self) -> bool:
         """True once the run passed its timeout or the host is stopping: return soon."""
@@ -66,3 +96,20 @@ class Operation(Protocol):
     params_model: type[BaseModel] | None
 
     def run(self, ctx: RunContext) -> Mapping[str, int] | None: ...
+
+
+def counts_of(result: object) -> dict[str, int]:
+    """What :meth:`Operation.run` returned, as counts; anything else fails the attempt.
+
+    :raises TypeError: unless ``result`` is None or a mapping of text to whole numbers.
+    """
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping) or not all(
+        isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool)
+        for key, value in result.items()
+    ):
+        raise TypeError(
+            f"run() returned {type(result).__name__}; expected a mapping of str to int or None"
+        )
+    return dict(result)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import ValidationError
 
 from engine.domain.errors import DomainError
 from engine.domain.task_definition import CatchUp
-from engine.operations.contract import Operation
+from engine.operations.contract import Operation, OperationPorts
 
 ENTRY_POINT_GROUP = "soa.operations"
 
@@ -32,7 +32,9 @@ BUILT_IN_KINDS: dict[str, CatchUp] = {
 }
 PLUGIN_DEFAULT_CATCH_UP: CatchUp = "latest"
 
-OperationFactory = Callable[[], Operation]
+OperationFactory = Callable[..., Operation]
+"""Builds an operation: called with no argument, or with the :class:`OperationPorts`
+when it takes one."""
 
 
 class UnknownKindError(DomainError):
@@ -60,10 +62,14 @@ class InvalidOperationError(DomainError):
 
 
 class OperationRegistry:
-    """Kinds by name; plugins come from the ``soa.operations`` entry points.
+    """Kinds by name; plugins come from the ``soa.operations`` entry points, read when a
+    kind is first looked up.
 
     :param factories: extra kinds (built-in handlers, tests); they take precedence
         over entry points of the same name.
+    :param ports: what an operation's factory receives if it takes an argument; the
+        composition root gives the host's (a factory that needs them fails to build
+        without).
     """
 
     def __init__(
@@ -71,13 +77,28 @@ class OperationRegistry:
         factories: Mapping[str, OperationFactory] | None = None,
         *,
         load_entry_points: bool = True,
+        ports: OperationPorts | None = None,
     ) -> None:
-        self._factories: dict[str, OperationFactory] = {}
-        if load_entry_points:
-            for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-                self._factories[entry_point.name] = _lazy(entry_point.load)
-        self._factories.update(factories or {})
+        self._extra: dict[str, OperationFactory] = dict(factories or {})
+        self._load_entry_points = load_entry_points
+        self._loaded: dict[str, _Builder] | None = None
+        self._ports = ports
         self._operations: dict[str, Operation] = {}
+
+    @property
+    def _factories(self) -> dict[str, _Builder]:
+        """Every kind's builder: entry points first, the given factories over them."""
+        if self._loaded is None:
+            loaded: dict[str, _Builder] = {}
+            if self._load_entry_points:
+                from importlib.metadata import entry_points
+
+                for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+                    loaded[entry_point.name] = _entry_point_builder(entry_point.load)
+            for kind, factory in self._extra.items():
+                loaded[kind] = _factory_builder(factory)
+            self._loaded = loaded
+        return self._loaded
 
     def kinds(self) -> list[str]:
         """Every kind name, built in or plugged in, sorted."""
@@ -96,7 +117,9 @@ class OperationRegistry:
                 raise KindNotAvailableError(kind)
             raise UnknownKindError(kind, self.kinds())
         try:
-            operation = factory()
+            operation = factory(self._ports)
+        except InvalidOperationError:
+            raise
         except Exception as error:
             raise InvalidOperationError(
                 f"the plugin for kind {kind!r} failed to load ({type(error).__name__}: {error})"
@@ -141,14 +164,47 @@ class OperationRegistry:
             ) from None
 
 
-def _lazy(load: Callable[[], Any]) -> OperationFactory:
-    """A factory that imports the entry point only when the kind is first used."""
+_Builder = Callable[[OperationPorts | None], Any]
 
-    def factory() -> Operation:
+
+def _factory_builder(factory: OperationFactory) -> _Builder:
+    return lambda ports: _build(factory, ports)
+
+
+def _entry_point_builder(load: Callable[[], Any]) -> _Builder:
+    """Imports the entry point only when the kind is first used. A class or a factory
+    function is called (with the ports if it takes an argument); an operation object is
+    used as it is."""
+
+    def build(ports: OperationPorts | None) -> Any:
         target = load()
-        # A class or a factory function is called; an operation object is used as it is.
         if isinstance(target, type) or (callable(target) and not hasattr(target, "run")):
-            target = target()
-        return target  # type: ignore[no-any-return]
+            return _build(target, ports)
+        return target
 
-    return factory
+    return build
+
+
+def _build(factory: Callable[..., Any], ports: OperationPorts | None) -> Any:
+    """Call ``factory`` with no argument, or with ``ports`` if it takes one."""
+    try:
+        parameters = [
+            parameter for parameter in inspect.signature(factory).parameters.values()
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+            and parameter.default is parameter.empty
+        ]
+    except (TypeError, ValueError):  # a builtin without a signature: call it plainly
+        parameters = []
+    if not parameters:
+        return factory()
+    if len(parameters) > 1:
+        raise InvalidOperationError(
+            f"the operation factory {getattr(factory, '__name__', factory)!r} takes "
+            f"{len(parameters)} arguments; it must take none or one (OperationPorts)"
+        )
+    if ports is None:
+        raise InvalidOperationError(
+            f"the operation factory {getattr(factory, '__name__', factory)!r} needs the "
+            "host's OperationPorts, which this registry was not given"
+        )
+    return factory(ports)

@@ -1,4 +1,10 @@
-"""The composition root: the only place that builds concrete adapters."""
+"""The composition root: the only place that builds concrete adapters.
+
+:func:`build_services` opens the store named by the settings and returns the
+application services of one station (:class:`ApplicationServices`); each service, and
+each adapter only some commands need, is built on first use, so that a command imports
+and opens only what it calls.
+"""
 
 from __future__ import annotations
 
@@ -6,57 +12,40 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-
 from engine.adapters.credentials import LazyCredentialChecker
-from engine.adapters.event_store import open_sql_store
+from engine.adapters.event_store import EVENTS_TABLE, EventsourcingStore
 from engine.adapters.lease_sqlalchemy import SqlHostLeases
-from engine.adapters.notifier_log import LoggingNotifier
-from engine.adapters.schema import create_tables
-from engine.application import Connection, ServiceApplication
-from engine.domain.errors import DomainError
-from engine.operations.registry import OperationRegistry
-from engine.ports import Clock, CredentialChecker, SystemClock
-from engine.projections import all_projections
-from engine.projections.runner import ProjectionRunner
+from engine.adapters.processes_psutil import PsutilProcesses
+from engine.adapters.schema import ensure_schema
+from engine.adapters.sql import create_sql_engine, parse_database_url, store_errors
+from engine.application.liveness import HostLiveness
+from engine.application.service import Connection, ServiceApplication
+from engine.application.unit_of_work import UnitOfWork
+from engine.ports.host import Clock, CredentialChecker, OperatorNotifier, Processes, SystemClock
+from engine.projections.read_models import SqlReadModels
 from engine.service_host.host import SchedulerFactory
 from engine.settings import Settings
-from engine.tasks import TaskService
 
-SUPPORTED_URLS = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
-
-class InvalidDatabaseUrlError(DomainError):
-    """Signals a database URL the engine cannot use."""
-
-
-def parse_database_url(url: str) -> URL:
-    """Return ``url`` parsed.
-
-    :raises InvalidDatabaseUrlError: unless it is a SQLite or psycopg 3 PostgreSQL URL.
-    """
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise InvalidDatabaseUrlError(
-            f"database URL {_redacted(url)!r} is not a URL; expected {SUPPORTED_URLS}"
-        ) from None
-    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
-        raise InvalidDatabaseUrlError(
-            f"database URL scheme {parsed.drivername!r} is not supported; expected {SUPPORTED_URLS}"
-        )
-    return parsed
-
-
-def _redacted(url: str) -> str:
-    return url.split("@")[-1] if "@" in url else url
+    from engine.adapters.group_commit import GroupCommitter
+    from engine.adapters.soa_store import SoaStore
+    from engine.application.runs import RunService
+    from engine.application.tasks import TaskService
+    from engine.operations.registry import OperationRegistry
+    from engine.ports.outbound import CompanyDatabases, HttpClients
 
 
 def connection_fields(settings: Settings) -> Connection:
-    """The read-only connection fields, filled from the engine's own settings."""
+    """The read-only connection fields, filled from the engine's own settings.
+
+    :raises InvalidDatabaseUrlError: for a store URL the engine cannot use.
+    """
     url = parse_database_url(settings.store_url)
     if url.drivername.startswith("sqlite"):
         sql_server = "embedded SQLite"
@@ -72,70 +61,178 @@ def connection_fields(settings: Settings) -> Connection:
     )
 
 
-@dataclass(frozen=True)
-class Engine:
-    """The engine as one station uses it: the service lifecycle and the tasks."""
+@dataclass
+class ApplicationServices:
+    """The engine's application services as one station uses them, over one store:
+    :attr:`service` (configuration, ownership, status, logs), :attr:`tasks` (companies
+    and tasks), :attr:`runs` (runs). Close it when done."""
 
-    service: ServiceApplication
-    tasks: TaskService
+    settings: Settings
+    clock: Clock
+    sql_engine: Engine
+    store: EventsourcingStore
+    read_models: SqlReadModels
+    connection: Connection
+    credentials: CredentialChecker
+    processes: Processes
+    registry_factory: Callable[[], OperationRegistry]
+    notifier: OperatorNotifier | None = None
+
+    @cached_property
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.store)
+
+    @cached_property
+    def leases(self) -> SqlHostLeases:
+        return SqlHostLeases(self.sql_engine)
+
+    @cached_property
+    def liveness(self) -> HostLiveness:
+        return HostLiveness(
+            uow=self.uow, leases=self.leases, processes=self.processes, clock=self.clock,
+            lease_seconds=self.settings.lease_seconds,
+        )
+
+    @cached_property
+    def service(self) -> ServiceApplication:
+        return ServiceApplication(
+            uow=self.uow, read_models=self.read_models, liveness=self.liveness,
+            leases=self.leases, credentials=self.credentials, clock=self.clock,
+            station=self.settings.station, connection=self.connection,
+            failure_warning_threshold=self.settings.failure_warning_threshold,
+        )
+
+    @cached_property
+    def registry(self) -> OperationRegistry:
+        return self.registry_factory()
+
+    @cached_property
+    def company_databases(self) -> CompanyDatabases:
+        from engine.adapters.company_databases import SqlCompanyDatabases
+
+        return SqlCompanyDatabases(self.settings.home)
+
+    @cached_property
+    def tasks(self) -> TaskService:
+        from engine.application.tasks import TaskService
+
+        return TaskService(
+            uow=self.uow, read_models=self.read_models, registry=self.registry,
+            databases=self.company_databases, clock=self.clock,
+        )
+
+    @cached_property
+    def writer(self) -> GroupCommitter:
+        """The group commit every save of the host's runs goes through."""
+        from engine.adapters.group_commit import GroupCommitter
+
+        return GroupCommitter(self.store)
+
+    @cached_property
+    def http_clients(self) -> HttpClients:
+        from engine.adapters.http_clients import PooledHttpClients
+
+        return PooledHttpClients()
+
+    @cached_property
+    def runs(self) -> RunService:
+        from engine.adapters.checkpoints_sqlalchemy import SqlCheckpointStores
+        from engine.adapters.mail_smtp import SmtpMailSender
+        from engine.adapters.notifier_log import LoggingNotifier
+        from engine.adapters.sms_http import HttpSmsSender
+        from engine.application.runs import RunResources, RunService
+
+        resources = RunResources(
+            checkpoints=SqlCheckpointStores(self.sql_engine),
+            databases=self.company_databases,
+            mail=SmtpMailSender(),
+            sms=HttpSmsSender(self.http_clients.client("sms")),
+            http=self.http_clients,
+        )
+        return RunService(
+            uow=self.uow, writer=self.writer, read_models=self.read_models,
+            registry=self.registry, resources=resources,
+            notifier=self.notifier or LoggingNotifier(logging.getLogger("soa.host")),
+            clock=self.clock, station=self.service.station,
+            failure_warning_threshold=self.settings.failure_warning_threshold,
+        )
+
+    def close(self) -> None:
+        """Release connections: the company databases', HTTP clients', the store's."""
+        if "company_databases" in self.__dict__:
+            self.company_databases.close()
+        if "http_clients" in self.__dict__:
+            self.http_clients.close()
+        self.store.close()
+        self.sql_engine.dispose()
 
 
-def build_engine(
+def build_services(
     settings: Settings,
     *,
     clock: Clock | None = None,
     credentials: CredentialChecker | None = None,
     registry: OperationRegistry | None = None,
-) -> Engine:
-    """Open the store named by ``settings``; wire every adapter the engine uses."""
+    processes: Processes | None = None,
+    notifier: OperatorNotifier | None = None,
+) -> ApplicationServices:
+    """Open the store named by ``settings`` (creating its tables on first use, no DDL
+    after) and wire the adapters of the application services.
+
+    :raises InvalidDatabaseUrlError: for a store URL the engine cannot use.
+    :raises StoreUnavailableError: if the store cannot be opened.
+    """
     connection = connection_fields(settings)
     if settings.uses_embedded_store:
         settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = open_sql_store(settings.store_url, create_schema=create_tables)
-    engine = store.sql_engine
     clock = clock or SystemClock()
-    projections = ProjectionRunner(
-        engine, store.recorder, store.mapper, all_projections(), events_table=store.events_table
-    )
-    service = ServiceApplication(
-        store=store,
-        engine=engine,
-        leases=SqlHostLeases(engine),
-        credentials=credentials or LazyCredentialChecker(settings.credential_checker),
-        clock=clock,
-        station=settings.station,
+    url = settings.store_url
+    sql_engine = create_sql_engine(url)
+    def open_store() -> SoaStore:
+        from engine.adapters.soa_store import sql_soa_store
+
+        return sql_soa_store(url, sql_engine)
+
+    store = EventsourcingStore(open_store)
+    with store_errors():
+        ensure_schema(sql_engine, create_event_tables=lambda: store.app.create_tables())
+
+    def default_registry() -> OperationRegistry:
+        from engine.operations.contract import OperationPorts
+        from engine.operations.registry import OperationRegistry
+
+        return OperationRegistry(
+            ports=OperationPorts(clock=clock, logger=logging.getLogger("soa.operations"))
+        )
+
+    return ApplicationServices(
+        settings=settings, clock=clock, sql_engine=sql_engine, store=store,
+        read_models=SqlReadModels(sql_engine, store, events_table=EVENTS_TABLE),
         connection=connection,
-        lease_seconds=settings.lease_seconds,
-        projections=projections,
-        failure_warning_threshold=settings.failure_warning_threshold,
+        credentials=credentials or LazyCredentialChecker(settings.credential_checker),
+        processes=processes or PsutilProcesses(),
+        registry_factory=(lambda: registry) if registry is not None else default_registry,
+        notifier=notifier,
     )
-    tasks = TaskService(
-        store=store, engine=engine, projections=projections,
-        registry=registry or OperationRegistry(), clock=clock, station=service.station,
-        home=settings.home,
-    )
-    return Engine(service=service, tasks=tasks)
 
 
-def scheduler_factory(
-    engine: Engine, settings: Settings, logger: logging.Logger
-) -> SchedulerFactory:
+def scheduler_factory(services: ApplicationServices, logger: logging.Logger) -> SchedulerFactory:
     """How the host builds its task scheduler for a session."""
+    from engine.application.runs import HostSession
     from engine.service_host.scheduler import SchedulerSettings, TaskScheduler
 
+    settings = services.settings
     scheduler_settings = SchedulerSettings(
         max_concurrent_runs=settings.max_concurrent_runs,
         max_catch_up=settings.max_catch_up,
-        failure_warning_threshold=settings.failure_warning_threshold,
         stop_grace_seconds=settings.stop_grace_seconds,
     )
 
     def build(session_id: UUID, may_run: Callable[[], bool]) -> TaskScheduler:
-        return TaskScheduler(
-            service=engine.tasks, session_id=session_id, pid=os.getpid(),
-            settings=scheduler_settings, notifier=LoggingNotifier(logger), logger=logger,
-            may_run=may_run,
-        )
+        session = HostSession(station=services.service.station, pid=os.getpid(),
+                              session_id=session_id)
+        return TaskScheduler(runs=services.runs, session=session, settings=scheduler_settings,
+                             logger=logger, may_run=may_run)
 
     return build
 
@@ -147,4 +244,4 @@ def build_application(
     credentials: CredentialChecker | None = None,
 ) -> ServiceApplication:
     """Open the store named by ``settings`` and return the service as seen from its station."""
-    return build_engine(settings, clock=clock, credentials=credentials).service
+    return build_services(settings, clock=clock, credentials=credentials).service

@@ -1,7 +1,9 @@
-"""The ``soa`` command: a thin entry point over :class:`engine.application.ServiceApplication`.
+"""The ``soa`` command: a thin entry point over the application services.
 
-Exit codes: 0 done, 1 failure, 2 bad input or refused. Every refusal is one line
-on stderr that says what is wrong and what is allowed; nothing is recorded then.
+It parses arguments, calls one use case and prints; it imports what a command needs
+when the command runs, so that ``soa status`` stays quick. Exit codes: 0 done,
+1 failure, 2 bad input or refused. Every refusal is one line on stderr that says what
+is wrong and what is allowed; nothing is recorded then.
 """
 
 from __future__ import annotations
@@ -9,39 +11,39 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import pydantic
-from eventsourcing.persistence import PersistenceError
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from engine.domain.errors import DomainError
-from engine.projections.log_list import LOG_STATUSES
-from engine.service_host.bootstrap import scheduler_factory
+from engine.domain.errors import DomainError, SoaError
+from engine.ports.read_models import LOG_STATUSES
+from engine.ports.store import StoreUnavailableError
 from engine.service_host.cli_support import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_REFUSED,
     Context,
+    LazyGroup,
     context,
+    local_time,
+    new_table,
+    print_fields,
     print_json,
+    print_table,
 )
-from engine.service_host.cli_tasks import companies, runs, tasks
-from engine.service_host.host import ServiceHost
-from engine.service_host.process import (
-    Outcome,
-    record_crash_if_host_gone,
-    start_background,
-    stop_background,
-)
+
+if TYPE_CHECKING:
+    from engine.service_host.process import Outcome
 
 LANGS = click.Choice(["pl", "en"])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy={name: f"engine.service_host.cli_tasks:{name}" for name in ("companies", "tasks", "runs")},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("--station", help="This station's name [env SOA_STATION; default: host name].")
 @click.option("--db", "database_url", help="Store URL [env SOA_DATABASE_URL; default: SQLite "
               "file under SOA_HOME].")
@@ -116,17 +118,16 @@ def configure_show(as_json: bool) -> int:
     data = context().app.configuration().as_json()
     if as_json:
         print_json(data)
-        return EXIT_OK
-    table = Table(show_header=False, box=None)
-    for key, value in data.items():
-        table.add_row(key, "" if value is None else str(value))
-    Console().print(table)
+    else:
+        print_fields(data)
     return EXIT_OK
 
 
 @cli.command()
 def start() -> int:
     """Start the service on this station in the background; return once it runs."""
+    from engine.service_host.process import start_background
+
     current = context()
     return _report(start_background(current.app, current.settings))
 
@@ -134,6 +135,8 @@ def start() -> int:
 @cli.command()
 def stop() -> int:
     """Stop the service running on this station; return once it has stopped."""
+    from engine.service_host.process import stop_background
+
     current = context()
     return _report(stop_background(current.app, current.settings))
 
@@ -147,6 +150,9 @@ def _report(outcome: Outcome) -> int:
 @cli.command()
 def host() -> int:
     """Run the service in the foreground (for systemd or a Windows service manager)."""
+    from engine.service_host.bootstrap import scheduler_factory
+    from engine.service_host.host import ServiceHost
+
     current = context()
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr,
@@ -157,11 +163,13 @@ def host() -> int:
     service_host = ServiceHost(
         current.app, heartbeat_seconds=current.settings.heartbeat_seconds, logger=logger,
         refresh_seconds=current.settings.refresh_seconds,
-        scheduler_factory=scheduler_factory(current.engine, current.settings, logger),
+        scheduler_factory=scheduler_factory(current.services, logger),
     )
     service_host.install_signal_handlers()
-    record_crash_if_host_gone(current.app)
-    return service_host.run()
+    try:
+        return service_host.run()
+    finally:
+        current.services.close()
 
 
 def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -194,19 +202,14 @@ def logs(since: datetime | None, status_: Any, operation: str | None, company: s
     if as_json:
         print_json([entry.as_json() for entry in entries])
         return EXIT_OK
-    table = Table("time", "station", "operation", "status", "message", "company", "run id")
+    table = new_table("time", "station", "operation", "status", "message", "company", "run id")
     for entry in entries:
         table.add_row(
-            entry.time.astimezone().strftime("%Y-%m-%d %H:%M:%S"), entry.station or "",
-            entry.operation, entry.status, entry.message, entry.company or "", entry.run_id or "",
+            local_time(entry.time), entry.station or "", entry.operation, entry.status,
+            entry.message, entry.company or "", entry.run_id or "",
         )
-    Console(width=160).print(table)
+    print_table(table)
     return EXIT_OK
-
-
-cli.add_command(companies)
-cli.add_command(tasks)
-cli.add_command(runs)
 
 
 def _echo_error(message: str) -> None:
@@ -244,8 +247,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _fail(error.message, EXIT_REFUSED)
     except pydantic.ValidationError as error:
         _fail(_settings_error(error), EXIT_REFUSED)
-    except (SQLAlchemyError, PersistenceError) as error:
-        _fail(f"the database cannot be used: {_one_line(error)}", EXIT_FAILURE)
+    except StoreUnavailableError as error:
+        _fail(f"the database cannot be used: {error.message}", EXIT_FAILURE)
+    except SoaError as error:
+        _fail(error.message, EXIT_FAILURE)
     except OSError as error:
         _fail(_one_line(error), EXIT_FAILURE)
     sys.exit(result if isinstance(result, int) else EXIT_OK)

@@ -1,28 +1,36 @@
-"""What every ``soa`` command shares: global options, the opened engine, output helpers."""
+"""What every ``soa`` command shares: global options, the opened services, output."""
 
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from engine.application import ServiceApplication
-from engine.service_host.bootstrap import Engine, build_engine
 from engine.settings import Settings
-from engine.tasks import TaskService
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from engine.application.runs import RunService
+    from engine.application.service import ServiceApplication
+    from engine.application.tasks import TaskService
+    from engine.service_host.bootstrap import ApplicationServices
 
 EXIT_OK, EXIT_FAILURE, EXIT_REFUSED = 0, 1, 2
 
 
 @dataclass
 class Context:
-    """Global options; the engine is opened on first use."""
+    """Global options; the store is opened on first use."""
 
     overrides: dict[str, Any]
     _settings: Settings | None = None
-    _engine: Engine | None = None
+    _services: ApplicationServices | None = None
 
     @property
     def settings(self) -> Settings:
@@ -31,18 +39,43 @@ class Context:
         return self._settings
 
     @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = build_engine(self.settings)
-        return self._engine
+    def services(self) -> ApplicationServices:
+        if self._services is None:
+            from engine.service_host.bootstrap import build_services
+
+            self._services = build_services(self.settings)
+        return self._services
 
     @property
     def app(self) -> ServiceApplication:
-        return self.engine.service
+        return self.services.service
 
     @property
     def tasks(self) -> TaskService:
-        return self.engine.tasks
+        return self.services.tasks
+
+    @property
+    def runs(self) -> RunService:
+        return self.services.runs
+
+
+class LazyGroup(click.Group):
+    """A command group whose subcommands in ``lazy`` (name → ``"module:attribute"``) are
+    imported only when asked for, so that a command imports nothing of the others."""
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = self._lazy.get(cmd_name)
+        if where is not None and cmd_name not in self.commands:
+            module, attribute = where.split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
 def context() -> Context:
@@ -53,3 +86,29 @@ def context() -> Context:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def print_table(table: Table) -> None:
+    from rich.console import Console
+
+    Console(width=160).print(table)
+
+
+def new_table(*columns: str, header: bool = True) -> Table:
+    from rich.table import Table
+
+    if header:
+        return Table(*columns)
+    return Table(show_header=False, box=None)
+
+
+def print_fields(data: dict[str, Any]) -> None:
+    """A two-column table of names and values."""
+    table = new_table(header=False)
+    for key, value in data.items():
+        table.add_row(key, "" if value is None else str(value))
+    print_table(table)
+
+
+def local_time(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""

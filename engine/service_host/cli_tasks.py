@@ -1,24 +1,31 @@
-"""``soa companies``, ``soa tasks`` and ``soa runs``: thin commands over TaskService."""
+"""``soa companies``, ``soa tasks`` and ``soa runs``: thin commands over the task and run
+services (they parse arguments and print; the services compute and decide)."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from engine.domain.errors import DomainError
 from engine.domain.task_definition import CATCH_UP_POLICIES
 from engine.domain.task_run import RUN_STATUSES
-from engine.projections.runs import RunView
-from engine.projections.tasks import TaskView
-from engine.scheduling.occurrences import next_occurrence
-from engine.scheduling.schedule import Schedule, parse_schedule
-from engine.service_host.cli_support import EXIT_OK, context, print_json
+from engine.scheduling.schedule import ScheduleSpec
+from engine.service_host.cli_support import (
+    EXIT_OK,
+    context,
+    local_time,
+    new_table,
+    print_fields,
+    print_json,
+    print_table,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from engine.ports.read_models import RunView
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -49,8 +56,10 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-def _local(moment: datetime | None) -> str:
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+def _spec(every: str | None, daily: str | None, weekly: str | None, monthly: str | None,
+          cron: str | None, business_days: bool | None, tz: str | None) -> ScheduleSpec:
+    return ScheduleSpec(every=every, daily=daily, weekly=weekly, monthly=monthly, cron=cron,
+                        business_days=business_days, timezone=tz)
 
 
 # -- companies ----------------------------------------------------------------------------
@@ -83,11 +92,11 @@ def companies_list(as_json: bool) -> int:
     if as_json:
         print_json([company.as_json() for company in listed])
         return EXIT_OK
-    table = Table("name", "database", "tasks", "added")
+    table = new_table("name", "database", "tasks", "added")
     for company in listed:
         table.add_row(company.name, company.database_url, str(company.task_count),
-                      _local(company.added_at))
-    Console(width=160).print(table)
+                      local_time(company.added_at))
+    print_table(table)
     return EXIT_OK
 
 
@@ -158,18 +167,11 @@ def tasks_add(kind: str, company: str, name: str, every: str | None, daily: str 
               max_attempts: int | None, backoff: float | None, timeout: float | None,
               params: tuple[str, ...], as_json: bool) -> int:
     """Define a task of KIND; print its id."""
-    service = context().tasks
-    schedule = parse_schedule(
-        every=every, daily=daily, weekly=weekly, monthly=monthly, cron=cron,
-        business_days=bool(business_days), timezone=tz or "Europe/Warsaw",
-        anchor=service.clock.now().replace(microsecond=0) if every else None,
-    )
-    from engine.domain.task_definition import RetryPolicy
-
-    task_id = service.add_task(
-        kind, company=company, name=name, schedule=schedule, catch_up=catch_up,
-        retry=RetryPolicy(max_attempts or 3, backoff or 30.0), timeout_seconds=timeout,
-        params=_params(params),
+    task_id = context().tasks.add_task(
+        kind, company=company, name=name,
+        schedule=_spec(every, daily, weekly, monthly, cron, business_days, tz),
+        catch_up=catch_up, max_attempts=max_attempts, backoff_seconds=backoff,
+        timeout_seconds=timeout, params=_params(params),
     )
     if as_json:
         print_json({"id": str(task_id)})
@@ -178,36 +180,22 @@ def tasks_add(kind: str, company: str, name: str, every: str | None, daily: str 
     return EXIT_OK
 
 
-def _next_run(task: TaskView, now: datetime) -> datetime | None:
-    if not task.is_active:
-        return None
-    return next_occurrence(Schedule.from_dict(task.schedule), max(now, task.schedule_from))
-
-
 @tasks.command("list")
 @click.option("--company", help="Only this company's tasks.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def tasks_list(company: str | None, as_json: bool) -> int:
     """List the tasks."""
-    service = context().tasks
-    listed = service.tasks(company)
-    now = service.clock.now()
+    listed = context().tasks.tasks(company)
     if as_json:
-        print_json([
-            {**task.as_json(), "next_run": _iso(_next_run(task, now))} for task in listed
-        ])
+        print_json([summary.as_json() for summary in listed])
         return EXIT_OK
-    table = Table("id", "company", "kind", "name", "schedule", "state", "next run")
-    for task in listed:
+    table = new_table("id", "company", "kind", "name", "schedule", "state", "next run")
+    for summary in listed:
+        task = summary.task
         table.add_row(str(task.id)[:8], task.company, task.kind, task.name,
-                      Schedule.from_dict(task.schedule).describe(), task.state,
-                      _local(_next_run(task, now)))
-    Console(width=160).print(table)
+                      task.schedule.describe(), task.state, local_time(summary.next_run))
+    print_table(table)
     return EXIT_OK
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 @tasks.command("show")
@@ -215,17 +203,12 @@ def _iso(moment: datetime | None) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def tasks_show(task: str, as_json: bool) -> int:
     """Show the task TASK (its id or the first 4+ characters of it)."""
-    service = context().tasks
-    view = service.task(task)
-    data = {**view.as_json(), "next_run": _iso(_next_run(view, service.clock.now()))}
+    summary = context().tasks.task(task)
+    data = summary.as_json()
     if as_json:
         print_json(data)
         return EXIT_OK
-    table = Table(show_header=False, box=None)
-    data["schedule"] = Schedule.from_dict(view.schedule).describe()
-    for key, value in data.items():
-        table.add_row(key, "" if value is None else str(value))
-    Console(width=160).print(table)
+    print_fields({**data, "schedule": summary.task.schedule.describe()})
     return EXIT_OK
 
 
@@ -241,24 +224,10 @@ def tasks_edit(task: str, name: str | None, every: str | None, daily: str | None
                max_attempts: int | None, backoff: float | None, timeout: float | None,
                params: tuple[str, ...], no_timeout: bool) -> int:
     """Change settings of TASK; a running host picks them up within seconds."""
-    service = context().tasks
-    current = Schedule.from_dict(service.task(task).schedule)
-    schedule = None
-    if any(value is not None for value in (every, daily, weekly, monthly, cron)):
-        schedule = parse_schedule(
-            every=every, daily=daily, weekly=weekly, monthly=monthly, cron=cron,
-            business_days=bool(business_days) if business_days is not None
-            else current.business_days and every is None,
-            timezone=tz or current.timezone,
-            anchor=service.clock.now().replace(microsecond=0) if every else None,
-        )
-    elif tz is not None or business_days is not None:
-        schedule = dataclasses.replace(
-            current, timezone=tz or current.timezone,
-            business_days=current.business_days if business_days is None else business_days,
-        )
-    changed = service.edit_task(
-        task, name=name, schedule=schedule, catch_up=catch_up, max_attempts=max_attempts,
+    spec = _spec(every, daily, weekly, monthly, cron, business_days, tz)
+    changed = context().tasks.edit_task(
+        task, name=name, schedule=None if spec.is_empty else spec, catch_up=catch_up,
+        max_attempts=max_attempts,
         backoff_seconds=backoff, timeout_seconds=timeout, clear_timeout=no_timeout,
         params=_params(params) if params else None,
     )
@@ -301,7 +270,7 @@ def tasks_remove(task: str) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {\"run_id\": ...}.")
 def tasks_run_now(task: str, as_json: bool) -> int:
     """Run TASK now, as an occurrence of its own (after a running one of it ends)."""
-    run_id = context().tasks.run_now(task)
+    run_id = context().runs.run_now(task)
     if as_json:
         print_json({"run_id": str(run_id)})
     else:
@@ -324,21 +293,22 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs_list(task: str | None, status: str | None, limit: int, as_json: bool) -> int:
     """List runs, newest first."""
-    listed = context().tasks.runs(task=task, status=status, limit=limit)
+    listed = context().runs.runs(task=task, status=status, limit=limit)
     if as_json:
         print_json([run.as_json() for run in listed])
         return EXIT_OK
-    Console(width=160).print(_runs_table(listed))
+    print_table(_runs_table(listed))
     return EXIT_OK
 
 
 def _runs_table(listed: list[RunView]) -> Table:
-    table = Table("id", "task", "kind", "company", "scheduled for", "status", "attempts",
-                  "finished", "error")
+    table = new_table("id", "task", "kind", "company", "scheduled for", "status", "attempts",
+                      "finished", "error")
     for run in listed:
         table.add_row(str(run.id)[:8], str(run.task_id)[:8], run.kind, run.company,
-                      _local(run.scheduled_for) + (" (manual)" if run.manual else ""),
-                      run.status, str(run.attempts), _local(run.finished_at), run.error or "")
+                      local_time(run.scheduled_for) + (" (manual)" if run.manual else ""),
+                      run.status, str(run.attempts), local_time(run.finished_at),
+                      run.error or "")
     return table
 
 
@@ -347,15 +317,14 @@ def _runs_table(listed: list[RunView]) -> Table:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with the event history.")
 def runs_show(run: str, as_json: bool) -> int:
     """Show RUN (its id or a prefix) with its full event history."""
-    view, history = context().tasks.run(run)
+    view, history = context().runs.run(run)
     if as_json:
         print_json({**view.as_json(), "history": [entry.as_json() for entry in history]})
         return EXIT_OK
-    console = Console(width=160)
-    console.print(_runs_table([view]))
-    table = Table("time", "event", "details")
+    print_table(_runs_table([view]))
+    table = new_table("time", "event", "details")
     for entry in history:
         details = ", ".join(f"{key}={value}" for key, value in entry.details.items())
-        table.add_row(_local(entry.time), entry.event, details)
-    console.print(table)
+        table.add_row(local_time(entry.time), entry.event, details)
+    print_table(table)
     return EXIT_OK

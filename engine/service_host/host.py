@@ -14,10 +14,8 @@ from types import FrameType
 from typing import Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import PersistenceError
-from sqlalchemy.exc import SQLAlchemyError
-
-from engine.application import ServiceApplication
+from engine.application.service import ServiceApplication
+from engine.ports.store import StoreUnavailableError
 
 PRUNE_EVERY = timedelta(hours=1)
 
@@ -119,8 +117,8 @@ class ServiceHost:
                     retention, last_prune = self._apply_parameters(retention, last_prune)
                 if scheduler is not None:
                     scheduler.refresh()
-            except (SQLAlchemyError, PersistenceError) as error:
-                self.logger.error("database unreachable, retrying: %s", _first_line(error))
+            except StoreUnavailableError as error:
+                self.logger.error("database unreachable, retrying: %s", error.message)
         if scheduler is not None:
             scheduler.stop()
         if not self.app.end_host_session(session_id, self.pid):
@@ -148,7 +146,3 @@ class ServiceHost:
         if deleted:
             self.logger.info("deleted %d log entries older than the retention", deleted)
         return self.app.clock.now()
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from engine.application import ServiceApplication
+from engine.adapters.processes_psutil import is_host_process, process_is_gone
+from engine.application.service import ServiceApplication
 from engine.domain.errors import DomainError
 from engine.settings import Settings
 
@@ -39,7 +38,6 @@ def host_log_path(settings: Settings) -> Path:
 
 def start_background(app: ServiceApplication, settings: Settings) -> Outcome:
     """Start ``soa host`` in the background and return once it runs (or has failed)."""
-    record_crash_if_host_gone(app)
     app.check_can_start()
     log_path = host_log_path(settings)
     log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -82,20 +80,6 @@ def _detached() -> dict[str, Any]:
     return {"start_new_session": True}
 
 
-def record_crash_if_host_gone(app: ServiceApplication) -> None:
-    """Record at once the crash of a host recorded as running here whose process is gone.
-
-    Without this a restart right after a crash would wait for the lease to expire.
-    """
-    view = app.view()
-    if (
-        view.session_id is not None and view.pid is not None and view.since is not None
-        and view.station == app.station and view.host == socket.gethostname()
-        and process_is_gone(view.pid, view.since.timestamp())
-    ):
-        app.record_crash(view.session_id)
-
-
 def stop_background(app: ServiceApplication, settings: Settings) -> Outcome:
     """Stop the host running on this station by SIGTERM; return once its stop is recorded
     and its process has ended."""
@@ -130,40 +114,6 @@ def stop_background(app: ServiceApplication, settings: Settings) -> Outcome:
     return Outcome(
         1, f"the host process {view.pid} did not stop within {settings.stop_timeout_seconds:.0f} s"
     )
-
-
-PID_REUSE_SLACK_SECONDS = 2.0
-
-
-def process_is_gone(pid: int, started_before: float) -> bool:
-    """True if no live process ``pid`` exists that began before ``started_before`` (epoch s).
-
-    A process that began later holds a reused pid, so the host is gone.
-    """
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return True
-        return bool(process.create_time() > started_before + PID_REUSE_SLACK_SECONDS)
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.AccessDenied:
-        return False  # it exists; we may not look at it
-
-
-def is_host_process(pid: int) -> bool:
-    """True if ``pid`` is a live SOA host process on this machine (safe to signal)."""
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        command_line = process.cmdline()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True  # another user's process with our pid: signalling will tell
-    joined = " ".join(command_line)
-    return "host" in command_line and ("engine.service_host" in joined or "soa" in joined)
 
 
 def _last_error_line(log_path: Path, offset: int) -> str | None:
