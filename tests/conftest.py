@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.application import ServiceApplication
-from tests.support import MovableClock, open_app, temporary_postgres_database
+from engine.application.service import ServiceApplication
+from tests.support import MovableClock, open_app, services_of, temporary_postgres_database
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -48,4 +48,4 @@ def station_app(
 
     yield open_station
     for app in opened:
-        app.engine.dispose()
+        services_of(app).close()

@@ -7,14 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
+from weakref import WeakKeyDictionary
 
 import psycopg
 import pytest
 
-from engine.application import ServiceApplication
-from engine.ports import Clock
-from engine.service_host.bootstrap import build_application
+from engine.application.service import ServiceApplication
+from engine.ports.host import Clock
+from engine.service_host.bootstrap import ApplicationServices, build_services
 from engine.settings import Settings
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -34,6 +36,10 @@ class MovableClock(Clock):
 
     def advance(self, seconds: float) -> None:
         self.offset += timedelta(seconds=seconds)
+
+    def move_to(self, moment: datetime) -> None:
+        """Move the clock forward to ``moment`` (never back)."""
+        self.advance(max(0.0, (moment - self.now()).total_seconds()))
 
 
 def postgres_unavailable_reason() -> str | None:
@@ -66,12 +72,37 @@ def settings_for(home: Path, database_url: str | None, station: str, **extra: ob
     return Settings(home=home, database_url=database_url, station=station, **extra)
 
 
+def open_services(
+    home: Path, database_url: str | None, station: str, clock: Clock | None = None,
+    **extra: Any,
+) -> ApplicationServices:
+    """The application services of ``station`` (pass ``registry=`` and the like through)."""
+    wiring = {key: extra.pop(key) for key in ("registry", "credentials", "processes", "notifier")
+              if key in extra}
+    services = build_services(settings_for(home, database_url, station, **extra), clock=clock,
+                              **wiring)
+    _services_of_app[services.service] = services
+    return services
+
+
+_services_of_app: WeakKeyDictionary[ServiceApplication, ApplicationServices] = (
+    WeakKeyDictionary()
+)
+
+
+def services_of(app: ServiceApplication) -> ApplicationServices:
+    """The services an application of :func:`open_services` belongs to (its store, read
+    models and lease, for tests that look behind the application)."""
+    return _services_of_app[app]
+
+
 def open_app(
     home: Path, database_url: str | None, station: str, clock: Clock | None = None,
     **extra: object,
 ) -> ServiceApplication:
-    return build_application(settings_for(home, database_url, station, **extra), clock=clock)
+    return open_services(home, database_url, station, clock, **extra).service
 
 
-def event_count(app: ServiceApplication) -> int:
-    return app.store.recorder.max_notification_id() or 0
+def event_count(app: ServiceApplication | ApplicationServices) -> int:
+    services = app if isinstance(app, ApplicationServices) else services_of(app)
+    return services.store.max_position()

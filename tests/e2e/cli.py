@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.service_host.process import is_host_process
+from engine.adapters.processes_psutil import is_host_process
 
 SOA = str(Path(sys.executable).parent / "soa")
 
@@ -66,7 +66,9 @@ class Soa:
         return pid
 
     def log_operations(self, station: str = "AUDIT") -> list[str]:
-        return [entry["operation"] for entry in reversed(self.json(station, "logs"))]
+        """Every log entry's operation, oldest first (not only the CLI's default 100)."""
+        entries = self.json(station, "logs", "--limit", "100000")
+        return [entry["operation"] for entry in reversed(entries)]
 
     def kill_hosts(self) -> None:
         """Kill every host process of this SOA_HOME still running (after a failed test)."""
@@ -80,21 +82,28 @@ class Soa:
                     process.kill()
 
 
+def run_events(soa: Soa) -> list[Any]:
+    """Every event of every task run in the event log, in order."""
+    from engine.domain.task_run import TaskRun
+    from tests.support import open_services
+
+    services = open_services(soa.home, soa.database_url, "AUDIT")
+    try:
+        return [
+            event for _, event in services.store.events_after(
+                0, limit=10**7, stop=services.store.max_position()
+            ) if isinstance(event, TaskRun.Event)
+        ]
+    finally:
+        services.close()
+
+
 def succeeded_per_run(soa: Soa) -> Counter[str]:
     """How many ``Succeeded`` events each run has in the event log (must be 0 or 1)."""
     from engine.domain.task_run import TaskRun
-    from tests.support import open_app
 
-    app = open_app(soa.home, soa.database_url, "AUDIT")
-    try:
-        return Counter(
-            str(event.originator_id)
-            for notification in app.store.recorder.select_notifications(start=1, limit=10**7)
-            if isinstance(event := app.store.mapper.to_domain_event(notification),
-                          TaskRun.Succeeded)
-        )
-    finally:
-        app.engine.dispose()
+    return Counter(str(event.originator_id) for event in run_events(soa)
+                   if isinstance(event, TaskRun.Succeeded))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.25) -> float:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cli import Soa
+from tests.e2e.ledger import Ledger
 from tests.support import PASSWORD
 
 
@@ -21,10 +22,11 @@ PLUGINS = str(Path(__file__).resolve().parent.parent / "plugins")
 
 
 @pytest.fixture
-def scheduling(soa: Soa, tmp_path: Path) -> tuple[Soa, str]:
+def scheduling(soa: Soa) -> tuple[Soa, Ledger]:
     """The service configured on BIURO with company 'Firma A' and the probe plugin installed
-    (tests/plugins on PYTHONPATH); returns the command and the probe's ledger file."""
+    (tests/plugins on PYTHONPATH); returns the command and what the probe writes into the
+    company's database."""
     soa.extra_env["PYTHONPATH"] = PLUGINS
     soa.configure("BIURO", PASSWORD)
-    soa.ok("BIURO", "companies", "add", "Firma A")
-    return soa, str(tmp_path / "ledger.db")
+    company = soa.json("BIURO", "companies", "add", "Firma A")
+    return soa, Ledger(company["database_url"])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from tests.e2e.cli import Soa
+from tests.e2e.conftest import PLUGINS
 from tests.support import PASSWORD
 
 
@@ -14,20 +17,33 @@ def encodings(secret: str) -> list[bytes]:
     return [secret.encode("utf-8"), secret.encode("utf-16-le"), secret.encode("latin-1", "ignore")]
 
 
-def test_password_is_nowhere(soa: Soa) -> None:
+def test_password_is_nowhere(soa: Soa, tmp_path: Path) -> None:
+    checked = tmp_path / "checked.txt"  # outside SOA_HOME
+    soa.extra_env.update(PYTHONPATH=PLUGINS, SOA_TEST_CHECKED_FILE=str(checked),
+                         SOA_CREDENTIAL_CHECKER="soa_test_checkers:RecordingChecker")
     outputs = []
-    outputs.append(soa.run("BIURO", "configure", "account", "FIRMA\\soa", "--password-stdin",
-                           stdin=PASSWORD + "\n"))
-    outputs.append(soa.run("KASA", "configure", "account", "FIRMA\\", "--password-stdin",
-                           stdin=PASSWORD + "\n"))
+
+    def configure(station: str, account: str, exit_code: int) -> None:
+        result = soa.run(station, "configure", "account", account, "--password-stdin",
+                         stdin=PASSWORD + "\n")
+        assert result.returncode == exit_code, (account, result.stderr)
+        outputs.append(result)
+
+    configure("BIURO", "FIRMA\\soa", 0)
+    configure("KASA", "FIRMA\\", 2)  # refused before the password is asked for
     soa.start("BIURO")
-    outputs.append(soa.run("KASA", "configure", "account", "FIRMA\\soa", "--password-stdin",
-                           stdin=PASSWORD + "\n"))
-    outputs.append(soa.run("BIURO", "configure", "account", "FIRMA\\soa2", "--password-stdin",
-                           stdin=PASSWORD + "\n"))
+    configure("KASA", "FIRMA\\soa", 2)  # runs on BIURO: refused before the password
+    configure("BIURO", "FIRMA\\soa2", 0)
+    configure("BIURO", "FIRMA\\echo", 2)  # the checker fails with the password in its error
     for args in (["status", "--json"], ["configure", "show", "--json"], ["logs", "--json"]):
         outputs.append(soa.run("BIURO", *args))
     soa.ok("BIURO", "stop")
+
+    # Check that the calls counted handed the password over to the credential check.
+    digest = hashlib.sha256(PASSWORD.encode()).hexdigest()
+    assert checked.read_text().splitlines() == [
+        f"FIRMA\\soa {digest}", f"FIRMA\\soa2 {digest}", f"FIRMA\\echo {digest}",
+    ]
 
     # Check every output of the commands.
     for result in outputs:

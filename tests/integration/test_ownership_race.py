@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.domain.errors import DomainError
 from engine.domain.station_ownership import StationOwnership
-from tests.support import PASSWORD, open_app
+from tests.support import PASSWORD, open_app, open_services
 
 ROUNDS = 200
 
@@ -43,7 +43,7 @@ def test_exactly_one_station_owns_and_runs_the_service_after_every_round(
     soa_home: Path, database_url: str | None
 ) -> None:
     soa_home.mkdir(parents=True)
-    open_app(soa_home, database_url, "SETUP").engine.dispose()  # tables exist before the race
+    open_services(soa_home, database_url, "SETUP").close()  # tables exist before the race
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2, timeout=60)
     results = context.Queue()
@@ -70,11 +70,10 @@ def test_exactly_one_station_owns_and_runs_the_service_after_every_round(
         assert loser.startswith("refused: ") and "\n" not in loser
 
     # Check the event log: 200 starts, each followed by its stop, never two running at once.
-    app = open_app(soa_home, database_url, "AUDIT")
+    audit = open_services(soa_home, database_url, "AUDIT")
     running = None
     starts = 0
-    for notification in app.store.recorder.select_notifications(start=1, limit=100_000):
-        event = app.store.mapper.to_domain_event(notification)
+    for _, event in audit.store.events_after(0, limit=100_000, stop=audit.store.max_position()):
         if isinstance(event, StationOwnership.Started):
             assert running is None
             running = event.session_id
@@ -84,4 +83,4 @@ def test_exactly_one_station_owns_and_runs_the_service_after_every_round(
             running = None
     assert starts == ROUNDS
     assert running is None
-    app.engine.dispose()
+    audit.close()

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from engine.adapters.schema import log_entries
-from engine.application import CloudEditionError, ConcurrentChangeError, ServiceApplication
+from engine.application.errors import CloudEditionError, ConcurrentChangeError
+from engine.application.service import ServiceApplication
 from engine.domain.account import InvalidAccountError
 from engine.domain.errors import DomainError
 from engine.domain.log_retention import InvalidLogRetentionError
@@ -22,7 +23,7 @@ from engine.domain.station_ownership import (
     RunningElsewhereError,
 )
 from engine.ports import CredentialRejectedError
-from tests.support import PASSWORD, MovableClock, event_count
+from tests.support import PASSWORD, MovableClock, event_count, services_of
 
 OpenStation = Callable[[str], ServiceApplication]
 
@@ -54,7 +55,7 @@ def test_off_after_installation_then_configured_started_and_stopped(station_app:
     assert biuro.end_host_session(session, os.getpid()) is True
     assert biuro.status("en").text == "The service configured on station BIURO is currently stopped."
     assert operations(kasa) == ["configured", "started", "stopped"]
-    assert biuro.leases.current() is None
+    assert services_of(biuro).leases.current() is None
 
 
 def test_refusals_record_nothing(station_app: OpenStation) -> None:
@@ -115,7 +116,8 @@ def test_account_on_another_station_moves_a_stopped_service(station_app: OpenSta
 
 def age_log_entries(app: ServiceApplication, days: int) -> None:
     """Make every log entry so far ``days`` days older."""
-    with app.engine.begin() as connection:
+    services_of(app).read_models.catch_up()  # the entries of the commands so far exist
+    with services_of(app).sql_engine.begin() as connection:
         for row in connection.execute(select(log_entries.c.id, log_entries.c.time)).all():
             connection.execute(
                 update(log_entries).where(log_entries.c.id == row.id)
@@ -124,7 +126,7 @@ def age_log_entries(app: ServiceApplication, days: int) -> None:
 
 
 def stored_log_entries(app: ServiceApplication) -> int:
-    with app.engine.connect() as connection:
+    with services_of(app).sql_engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(log_entries)).scalar_one())
 
 
@@ -167,7 +169,7 @@ def test_dead_host_shows_stopped_and_its_crash_is_recorded_once(
     clock.advance(16)  # the lease (15 s) has expired: the host died
     assert kasa.status().state == "stopped"
     assert biuro.status().state == "stopped"
-    assert biuro.leases.current() is None  # the dead host's lease row went with it
+    assert services_of(biuro).leases.current() is None  # the dead host's lease row went with it
     kasa.logs()
     assert operations(biuro).count("crashed") == 1
     crashed = biuro.logs(status="error")
@@ -217,11 +219,11 @@ def test_start_records_the_crash_of_the_previous_host(
 def test_stale_writer_is_refused_not_retried(station_app: OpenStation) -> None:
     biuro, kasa = station_app("BIURO"), station_app("KASA")
     biuro.set_account("FIRMA\\soa", PASSWORD)
-    stale = kasa.store.repository.get(STATION_OWNERSHIP_ID)
+    stale = services_of(kasa).store.get(STATION_OWNERSHIP_ID)
     biuro.begin_host_session(1, "m")
     stale.assign("KASA")
     with pytest.raises(ConcurrentChangeError, match="run the command again"):
-        kasa._save(stale)
+        services_of(kasa).uow.save(stale)
 
 
 def test_projections_rebuild_to_the_same_rows(station_app: OpenStation, clock: MovableClock) -> None:
@@ -232,8 +234,9 @@ def test_projections_rebuild_to_the_same_rows(station_app: OpenStation, clock: M
     biuro.end_host_session(session, 1)
     kasa.set_account("FIRMA\\soa", PASSWORD)
     before = (biuro.view(), [entry.as_json() for entry in biuro.logs(limit=100)])
-    applied = biuro.projections.rebuild()
-    assert applied == len(biuro.projections.projections) * event_count(biuro)
+    runner = services_of(biuro).read_models.runner
+    applied = runner.rebuild()
+    assert applied == len(runner.projections) * event_count(biuro)
     after = (kasa.view(), [entry.as_json() for entry in kasa.logs(limit=100)])
     assert before == after
 
@@ -257,4 +260,4 @@ def test_cloud_edition_has_no_service_configuration(
         with pytest.raises(CloudEditionError, match="does not exist in the cloud edition"):
             command()
     assert event_count(app) == 0
-    app.engine.dispose()
+    services_of(app).close()

@@ -5,7 +5,7 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from engine.adapters.event_store import open_memory_store
+from engine.adapters.soa_store import memory_soa_store
 from engine.domain.company import (
     Company,
     CompanyError,
@@ -17,7 +17,7 @@ from engine.domain.company import (
 
 
 def test_a_name_is_taken_once_case_insensitively() -> None:
-    store = open_memory_store()
+    store = memory_soa_store()
     store.save(Company(name="Firma A", database_url="sqlite:///a.db"))
     assert company_id(" firma a ") == company_id("FIRMA A")
     # Check that a second company of the same name cannot be recorded.

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from engine.adapters.event_store import SoaStore, open_memory_store
+from engine.adapters.event_store import EventsourcingStore
 from engine.adapters.group_commit import GroupCommitter
+from engine.adapters.soa_store import SoaStore, memory_soa_store
 from engine.domain.task_run import TaskRun
+from engine.ports.store import EventStore
 
 AT = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
 TASK = uuid4()
@@ -21,24 +23,28 @@ def new_run(minutes: int) -> TaskRun:
                    scheduled_for=AT + timedelta(minutes=minutes), manual=False, max_attempts=1)
 
 
-class SlowStore:
-    """Wraps a store so each write takes a while: saves arriving meanwhile must queue."""
+class SlowStore(EventsourcingStore):
+    """A store whose writes take a while: saves arriving meanwhile must queue."""
 
     def __init__(self, store: SoaStore, seconds: float) -> None:
-        self.store = store
+        super().__init__(lambda: store)
         self.seconds = seconds
         self.writes: list[int] = []
 
-    def save(self, *events: Any) -> Any:
+    def save(self, *events: Any) -> None:
         time.sleep(self.seconds)
         self.writes.append(len(events))
-        return self.store.save(*events)
+        super().save(*events)
+
+
+def port(store: SoaStore) -> EventStore:
+    return EventsourcingStore(lambda: store)
 
 
 def test_concurrent_saves_are_all_recorded_in_fewer_transactions() -> None:
-    store = open_memory_store()
+    store = memory_soa_store()
     slow = SlowStore(store, 0.02)
-    committer = GroupCommitter(slow)  # type: ignore[arg-type]
+    committer = GroupCommitter(slow)
     runs = [new_run(minutes) for minutes in range(40)]
     results: list[bool] = []
     barrier = threading.Barrier(len(runs))
@@ -60,8 +66,8 @@ def test_concurrent_saves_are_all_recorded_in_fewer_transactions() -> None:
 
 
 def test_a_conflict_refuses_only_the_submission_that_caused_it() -> None:
-    store = open_memory_store()
-    committer = GroupCommitter(store)
+    store = memory_soa_store()
+    committer = GroupCommitter(port(store))
     first = new_run(0)
     assert committer.save(first)
     again = new_run(0)  # the same occurrence recorded a second time: the same id

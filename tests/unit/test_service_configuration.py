@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from engine.adapters.event_store import open_memory_store
+from engine.adapters.soa_store import memory_soa_store
 from engine.domain.account import InvalidAccountError
 from engine.domain.log_retention import InvalidLogRetentionError
 from engine.domain.service_configuration import SERVICE_CONFIGURATION_ID, ServiceConfiguration
 
 
 def test_first_account_configures_then_changes_are_recorded_on_the_in_memory_store() -> None:
-    store = open_memory_store()
+    store = memory_soa_store()
     configuration = ServiceConfiguration()
     configuration.set_account("CORP\\svc", "BIURO")
     store.save(configuration)

@@ -5,7 +5,7 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from engine.adapters.event_store import open_memory_store
+from engine.adapters.soa_store import memory_soa_store
 from engine.domain.station_ownership import (
     STATION_OWNERSHIP_ID,
     AlreadyRunningError,
@@ -77,7 +77,7 @@ def test_stop_crash_and_lease_lost_need_the_right_session() -> None:
 
 
 def test_two_claims_from_the_same_version_cannot_both_be_recorded() -> None:
-    store = open_memory_store()
+    store = memory_soa_store()
     store.save(configured_on("A"))
     first = store.repository.get(STATION_OWNERSHIP_ID)
     second = store.repository.get(STATION_OWNERSHIP_ID)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.projections.status_texts import status_text
+from engine.domain.status_texts import status_text
 
 CASES = [
     ("not_configured", None, "A", "pl", "Usługa nie jest skonfigurowana."),

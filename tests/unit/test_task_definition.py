@@ -6,16 +6,17 @@ from uuid import uuid4
 
 import pytest
 
-from engine.adapters.event_store import open_memory_store
+from engine.adapters.soa_store import memory_soa_store
 from engine.domain.task_definition import (
     RetryPolicy,
     TaskDefinition,
     TaskDefinitionError,
     TaskRemovedError,
 )
+from engine.scheduling import Schedule
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-SCHEDULE = {"kind": "daily", "expression": "06:30", "timezone": "Europe/Warsaw"}
+SCHEDULE = Schedule(kind="daily", expression="06:30", timezone="Europe/Warsaw")
 
 
 def define(**overrides: object) -> TaskDefinition:
@@ -29,7 +30,7 @@ def define(**overrides: object) -> TaskDefinition:
 
 
 def test_definition_round_trips_through_the_store() -> None:
-    store = open_memory_store()
+    store = memory_soa_store()
     task = define()
     store.save(task)
     loaded = store.repository.get(task.id)
@@ -76,7 +77,7 @@ def test_schedule_change_moves_schedule_from_but_resume_does_not() -> None:
     assert task.edit(catch_up="all", at=later) is True
     assert task.schedule_from == created
     assert task.edit(catch_up="all", at=later) is False
-    task.edit(schedule={**SCHEDULE, "expression": "07:00"}, at=later)
+    task.edit(schedule=Schedule(kind="daily", expression="07:00"), at=later)
     assert task.schedule_from == later
     task.disable()
     assert not task.is_active

@@ -6,7 +6,7 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from engine.adapters.event_store import open_memory_store
+from engine.adapters.soa_store import memory_soa_store
 from engine.domain.task_run import TaskRun, TaskRunError, run_id_for
 
 AT = datetime(2026, 11, 28, 5, 30, tzinfo=UTC)
@@ -20,7 +20,7 @@ def new_run(max_attempts: int = 3, task_id: object = None) -> TaskRun:
 
 
 def test_one_occurrence_can_never_be_recorded_twice() -> None:
-    store = open_memory_store()
+    store = memory_soa_store()
     task_id = uuid4()
     store.save(new_run(task_id=task_id))
     # Check: the id derives from (task, instant), the same in any zone.
