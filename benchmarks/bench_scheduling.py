@@ -261,18 +261,17 @@ class Throughput:
 
 def _engine_with_task(store: Store) -> tuple[Any, Any]:
     """The engine on ``store`` with one company and one no-op task (which never fires)."""
-    from engine.domain.task_definition import RetryPolicy
     from engine.scheduling import parse_schedule
-    from engine.service_host.bootstrap import build_engine
+    from engine.service_host.bootstrap import build_services
 
-    built = build_engine(settings_for(store), registry=registry())
-    built.tasks.add_company(COMPANY)
+    services = build_services(settings_for(store), registry=registry())
+    services.tasks.add_company(COMPANY)
     schedule = parse_schedule(every="744h", anchor=datetime.now(UTC) + timedelta(days=365))
-    task_id = built.tasks.add_task(
+    task_id = services.tasks.add_task(
         KIND, company=COMPANY, name="throughput", schedule=schedule, catch_up="skip",
-        retry=RetryPolicy(1, 1.0),
+        max_attempts=1, backoff_seconds=1.0,
     )
-    return built, task_id
+    return services, task_id
 
 
 def _instants(count: int, offset: int) -> list[datetime]:
@@ -286,8 +285,8 @@ def bench_engine_saves(
 ) -> Throughput:
     from engine.domain.task_run import TaskRun
 
-    built, task_id = _engine_with_task(store)
-    tasks = built.tasks
+    services, task_id = _engine_with_task(store)
+    events = services.store
     session_id = uuid4()
     pid = os.getpid()
 
@@ -299,31 +298,31 @@ def bench_engine_saves(
             begun = clock()
             run = TaskRun(task_id=task_id, company=COMPANY, kind=KIND, scheduled_for=instant,
                           manual=False, max_attempts=1)
-            tasks.store.save(run)
+            events.save(run)
             run.start(STATION, pid, session_id)
-            tasks.store.save(run)
+            events.save(run)
             run.succeed({}, 0.0)
-            tasks.store.save(run)
+            events.save(run)
             saved = clock()
             spent["saves"] += saved - begun
             if projections_per_run:
-                tasks.projections.catch_up()
+                services.read_models.catch_up()
                 spent["catch_ups"] += clock() - saved
 
     try:
         lifecycle(_instants(warmup, 0))
-        tasks.projections.catch_up()
+        services.read_models.catch_up()
         gc.collect()
         spent.update(saves=0.0, catch_ups=0.0)
         start = clock()
         lifecycle(_instants(runs, warmup))
         saved = clock() - start
-        tasks.projections.catch_up()
+        services.read_models.catch_up()
         elapsed = clock() - start
-        succeeded = len(tasks.runs(status="succeeded", limit=None))
+        succeeded = len(services.runs.runs(status="succeeded", limit=None))
         assert succeeded == warmup + runs, (succeeded, warmup + runs)
     finally:
-        built.service.engine.dispose()
+        services.close()
     target = TARGET_SQLITE_RUNS_PER_SECOND if store.kind == "SQLite" else (
         TARGET_POSTGRES_RUNS_PER_SECOND
     )
@@ -352,14 +351,13 @@ def bench_engine_pipeline(
     every run has succeeded and the projections show it. In between: dispatch passes (catch-up,
     read of the due runs), attempt threads (``Started`` saved, the operation in its own
     thread, ``Succeeded`` saved), with saves of concurrent threads sharing transactions."""
-    from engine.adapters.notifier_log import LoggingNotifier
-    from engine.domain.task_definition import RetryPolicy
-    from engine.ports import SystemClock
+    from engine.application.runs import HostSession
+    from engine.ports import Clock, SystemClock
     from engine.scheduling import parse_schedule
-    from engine.service_host.bootstrap import build_engine
+    from engine.service_host.bootstrap import build_services
     from engine.service_host.scheduler import SchedulerSettings, TaskScheduler
 
-    class SteppedClock:
+    class SteppedClock(Clock):
         """Real time, moved past the occurrences of each round before its tick."""
 
         def __init__(self) -> None:
@@ -368,41 +366,44 @@ def bench_engine_pipeline(
         def now(self) -> datetime:
             return SystemClock().now() + self.offset
 
-    built = build_engine(settings_for(store), registry=registry())
     clock = SteppedClock()
-    built.tasks.clock = clock
-    built.tasks.add_company(COMPANY)
+    services = build_services(settings_for(store), registry=registry(), clock=clock)
+    services.tasks.add_company(COMPANY)
     anchor = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
     per_round = PIPELINE_TASKS
     for i in range(per_round):
-        built.tasks.add_task(
+        services.tasks.add_task(
             KIND, company=COMPANY, name=f"pipeline {i:03d}",
             schedule=parse_schedule(every="1h", anchor=anchor), catch_up="all",
-            retry=RetryPolicy(1, 1.0),
+            max_attempts=1, backoff_seconds=1.0,
         )
     logger = logging.getLogger("bench.pipeline")
+    # stall_seconds: the clock jumps an hour per round while this host is up and recording;
+    # that is no stall (after which occurrences would count as missed or on time, not live).
     scheduler = TaskScheduler(
-        service=built.tasks, session_id=uuid4(), pid=os.getpid(),
+        runs=services.runs,
+        session=HostSession(station=STATION, pid=os.getpid(), session_id=uuid4()),
         settings=SchedulerSettings(max_concurrent_runs=max_concurrent_runs,
-                                   max_catch_up=10**6, stop_grace_seconds=5.0),
-        notifier=LoggingNotifier(logger), logger=logger, may_run=lambda: True,
+                                   max_catch_up=10**6, stop_grace_seconds=5.0,
+                                   stall_seconds=1e9),
+        logger=logger, may_run=lambda: True,
     )
     lock = threading.Lock()
     finished = {"count": 0, "expected": 0}
     all_done = threading.Event()
-    attempt = scheduler._attempt
+    attempt = scheduler.attempts._attempt
 
-    def counting_attempt(run: Any, task: Any, number: int) -> None:
+    def counting_attempt(started: Any) -> None:
         """Wakes the timing up when the expected outcomes are recorded."""
         try:
-            attempt(run, task, number)
+            attempt(started)
         finally:
             with lock:
                 finished["count"] = scheduler.outcomes_recorded
                 if finished["count"] >= finished["expected"]:
                     all_done.set()
 
-    scheduler._attempt = counting_attempt  # type: ignore[method-assign]
+    scheduler.attempts._attempt = counting_attempt  # type: ignore[method-assign]
     transactions = 0
     try:
         scheduler.start(timers=False)  # loads the tasks; nothing is due yet
@@ -418,7 +419,7 @@ def bench_engine_pipeline(
             with lock:
                 finished["expected"] = finished["count"] + per_task * per_round
                 all_done.clear()
-            before = scheduler._committer.transactions
+            before = services.writer.transactions
             for _ in range(per_task):
                 occurrence = anchor + timedelta(hours=ticks["next"])
                 ticks["next"] += 1
@@ -427,9 +428,9 @@ def bench_engine_pipeline(
             if not all_done.wait(300):
                 raise RuntimeError(f"{finished} runs finished")
             outcomes_at = time.perf_counter()
-            built.tasks.projections.catch_up()
+            services.read_models.catch_up()
             timing["catch_up"] = time.perf_counter() - outcomes_at
-            transactions = scheduler._committer.transactions - before
+            transactions = services.writer.transactions - before
 
         rounds(warmup)
         gc.collect()
@@ -439,11 +440,11 @@ def bench_engine_pipeline(
         elapsed = time.perf_counter() - start
         timed = finished["count"] - done_before
         scheduler.stop()
-        succeeded = len(built.tasks.runs(status="succeeded", limit=None))
+        succeeded = len(services.runs.runs(status="succeeded", limit=None))
         assert succeeded == finished["count"], (succeeded, finished)
     finally:
         scheduler.stop()
-        built.service.engine.dispose()
+        services.close()
     target = TARGET_SQLITE_RUNS_PER_SECOND if store.kind == "SQLite" else (
         TARGET_POSTGRES_RUNS_PER_SECOND
     )
@@ -683,46 +684,46 @@ def create_tasks(
     from engine.domain.company import Company, company_id
     from engine.domain.task_definition import RetryPolicy, TaskDefinition
     from engine.scheduling import parse_schedule
-    from engine.service_host.bootstrap import build_engine
+    from engine.service_host.bootstrap import build_services
 
-    built = build_engine(settings_for(store), registry=registry())
+    services = build_services(settings_for(store), registry=registry())
     try:
         owners: list[Company] = []
         for j in range(companies):
-            built.tasks.add_company(company_name(j))
-            owner: object = built.tasks.store.repository.get(company_id(company_name(j)))
+            services.tasks.add_company(company_name(j))
+            owner: object = services.store.get(company_id(company_name(j)))
             assert isinstance(owner, Company)
             owners.append(owner)
         started = time.perf_counter()
         now = datetime.now(UTC)
         base = (now + timedelta(seconds=margin)).replace(microsecond=0)
         step = timedelta(seconds=every_seconds) / count
-        validated = built.tasks.registry.validate_params(KIND, {})
+        validated = services.tasks.registry.validate_params(KIND, {})
         pending: dict[int, list[TaskDefinition]] = {j: [] for j in range(companies)}
         for i in range(count):
             owner = owners[i % companies]
             schedule = parse_schedule(every=f"{every_seconds}s", anchor=base + i * step)
             task = TaskDefinition.define(
                 company_id=owner.id, company=owner.name, kind=KIND, name=f"bench {i:05d}",
-                schedule=schedule.to_dict(), catch_up="latest", retry=RetryPolicy(1, 1.0),
+                schedule=schedule, catch_up="latest", retry=RetryPolicy(1, 1.0),
                 timeout_seconds=None, params=validated, at=now,
             )
             owner.attach_task(task.id)
             batch = pending[i % companies]
             batch.append(task)
             if len(batch) == TASK_BATCH:
-                built.tasks.store.save(owner, *batch)
+                services.store.save(owner, *batch)
                 batch.clear()
         for j, batch in pending.items():
             if batch:
-                built.tasks.store.save(owners[j], *batch)
+                services.store.save(owners[j], *batch)
         created = time.perf_counter() - started
         started = time.perf_counter()
-        built.tasks.projections.catch_up()
+        services.read_models.catch_up()
         caught_up = time.perf_counter() - started
-        assert len(built.tasks.tasks()) == count
+        assert len(services.tasks.tasks()) == count
     finally:
-        built.service.engine.dispose()
+        services.close()
     per_company = math.ceil(count / companies)
     return TaskSetup(
         count, every_seconds, base, created, caught_up,
@@ -735,24 +736,23 @@ def probe_add_task(store: Store, probes: int, big: int) -> dict[str, Any]:
     """Time TaskService.add_task into a fresh company and into a company holding tasks,
     and loading a company aggregate to which ``big`` tasks were attached."""
     from engine.domain.company import Company, company_id
-    from engine.domain.task_definition import RetryPolicy
     from engine.scheduling import parse_schedule
-    from engine.service_host.bootstrap import build_engine
+    from engine.service_host.bootstrap import build_services
 
-    built = build_engine(settings_for(store), registry=registry())
+    services = build_services(settings_for(store), registry=registry())
     result: dict[str, Any] = {}
     try:
-        built.tasks.add_company("Probe")
+        services.tasks.add_company("Probe")
         far = datetime.now(UTC) + timedelta(days=365)
         for company, key in (("Probe", "fresh_company"), (company_name(0), "company_with_tasks")):
-            events = len(list(built.tasks.store.events.get(company_id(company))))
+            events = len(list(services.store.history(company_id(company))))
             samples = []
             for i in range(probes):
                 start = time.perf_counter()
-                built.tasks.add_task(
+                services.tasks.add_task(
                     KIND, company=company, name=f"probe {i}",
                     schedule=parse_schedule(every="744h", anchor=far), catch_up="skip",
-                    retry=RetryPolicy(1, 1.0),
+                    max_attempts=1, backoff_seconds=1.0,
                 )
                 samples.append(time.perf_counter() - start)
             result[key] = {
@@ -761,25 +761,25 @@ def probe_add_task(store: Store, probes: int, big: int) -> dict[str, Any]:
                 "mean_ms": statistics.fmean(samples) * 1e3, "max_ms": max(samples) * 1e3,
             }
         # A company with ``big`` tasks: its TaskAttached events (no task definitions needed).
-        built.tasks.add_company("Big")
+        services.tasks.add_company("Big")
         big_id = company_id("Big")
-        owner: object = built.tasks.store.repository.get(big_id)
+        owner: object = services.store.get(big_id)
         assert isinstance(owner, Company)
         for _ in range(big):
             owner.attach_task(uuid4())
             if len(owner.pending_events) >= 1_000:
-                built.tasks.store.save(owner)
-        built.tasks.store.save(owner)
+                services.store.save(owner)
+        services.store.save(owner)
         samples = []
         for _ in range(5):
             start = time.perf_counter()
-            loaded: object = built.tasks.store.repository.get(big_id)
+            loaded: object = services.store.get(big_id)
             samples.append(time.perf_counter() - start)
             assert isinstance(loaded, Company) and len(loaded.task_ids) == big
         result["company_load"] = {"tasks": big, "events": big + 1,
                                   "p50_ms": statistics.median(samples) * 1e3}
     finally:
-        built.service.engine.dispose()
+        services.close()
     return result
 
 
@@ -803,9 +803,9 @@ def latency_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Run in a fresh process: open the store as the host does, build its TaskScheduler,
     start it, and call refresh() every second (as ServiceHost does) while the timers fire."""
     rss_imported = rss_mb()
-    from engine.projections.runs import RunList
-    from engine.scheduling import Schedule, occurrences
-    from engine.service_host.bootstrap import build_engine, scheduler_factory
+    from engine.domain.task_run import run_id_for
+    from engine.scheduling import occurrences
+    from engine.service_host.bootstrap import build_services, scheduler_factory
 
     store = Store(config["kind"], Path(config["home"]), config["url"])
     settings = settings_for(store, stop_grace_seconds=5.0)
@@ -814,42 +814,44 @@ def latency_worker(config: dict[str, Any]) -> dict[str, Any]:
     logging.getLogger().setLevel(logging.WARNING)
     logger = logging.getLogger("bench.host")
 
-    built = build_engine(settings, registry=registry())
-    built.tasks.projections.catch_up()
+    services = build_services(settings, registry=registry())
+    services.read_models.catch_up()
     gc.collect()
     rss_before = rss_mb()
 
-    scheduler = scheduler_factory(built, settings, logger)(uuid4(), lambda: True)
+    scheduler = scheduler_factory(services, logger)(uuid4(), lambda: True)
     samples: list[tuple[float, float, float, bool]] = []
     main_thread = threading.main_thread()
-    record_due = scheduler._record_due
-    save_recorded = scheduler._save_recorded
-    called_at: dict[UUID, float] = {}
+    record_due = services.runs.record_due  # the scheduler's RunService
+    plan_and_record = scheduler._record_due
+    called_at = threading.local()
 
-    def timed_record_due(task: Any, now: datetime) -> list[Any]:
-        called = time.time()
-        due = record_due(task, now)
-        for run in due:
-            called_at[run.id] = called
-        return due
+    def timed_plan_and_record(tasks: Any) -> Any:
+        """TaskScheduler._record_due: a timer's fire handled (planned, then recorded)."""
+        called_at.value = time.time()
+        return plan_and_record(tasks)
 
-    def timed_save_recorded(due: list[Any]) -> None:
-        save_recorded(due)
+    def timed_record_due(planned: Any) -> list[list[UUID]]:
+        """RunService.record_due: returns once the planned runs are committed."""
+        called = getattr(called_at, "value", None) or time.time()
+        fresh: list[list[UUID]] = record_due(planned)
         saved = time.time()
         in_main = threading.current_thread() is main_thread
-        for run in due:
-            samples.append((run.scheduled_for.timestamp(), called_at.pop(run.id, saved),
-                            saved, in_main))
+        for (task, plan), run_ids in zip(planned, fresh, strict=True):
+            instants = {run_id_for(task.id, instant): instant for instant in plan.runs}
+            for run_id in run_ids:
+                samples.append((instants[run_id].timestamp(), called, saved, in_main))
+        return fresh
 
-    scheduler._record_due = timed_record_due  # type: ignore[method-assign]
-    scheduler._save_recorded = timed_save_recorded  # type: ignore[method-assign]
+    scheduler._record_due = timed_plan_and_record  # type: ignore[method-assign]
+    services.runs.record_due = timed_record_due  # type: ignore[method-assign]
     process = psutil.Process()
     started = time.perf_counter()
     scheduler.start()
     start_seconds = time.perf_counter() - started
     rss_started = rss_mb()
     active = len(scheduler._tasks)  # type: ignore[attr-defined]
-    jobs = len(scheduler._timers.get_jobs())  # type: ignore[attr-defined]
+    jobs = len(scheduler._timers._scheduler.get_jobs())  # type: ignore[attr-defined]
 
     anchor_base = config["anchor_base"]
     window_start = max(time.time(), anchor_base) + config["warmup"]
@@ -880,14 +882,10 @@ def latency_worker(config: dict[str, Any]) -> dict[str, Any]:
     rss_peak = max(rss_peak, rss_end)
 
     # What should have fired in the window, and what was recorded.
-    from engine.projections.tasks import TaskList
-
-    tasks = TaskList.read(built.tasks.engine)
+    tasks = services.read_models.tasks()
     w0 = datetime.fromtimestamp(window_start, UTC)
     w1 = datetime.fromtimestamp(window_end, UTC)
-    expected = sum(
-        len(occurrences(Schedule.from_dict(task.schedule), w0, w1)) for task in tasks
-    )
+    expected = sum(len(occurrences(task.schedule, w0, w1)) for task in tasks)
     in_window = [s for s in samples if window_start < s[0] <= window_end and not s[3]]
     called_delays = [(s[1] - s[0]) * 1e3 for s in in_window]
     saved_delays = [(s[2] - s[0]) * 1e3 for s in in_window]
@@ -896,8 +894,8 @@ def latency_worker(config: dict[str, Any]) -> dict[str, Any]:
     stop_started = time.perf_counter()
     scheduler.stop()
     stop_seconds = time.perf_counter() - stop_started
-    built.tasks.projections.catch_up()
-    runs = RunList.read(built.tasks.engine, limit=None)
+    services.read_models.catch_up()
+    runs = services.read_models.runs(limit=None)
     by_status: dict[str, int] = {}
     for run in runs:
         by_status[run.status] = by_status.get(run.status, 0) + 1
@@ -906,7 +904,7 @@ def latency_worker(config: dict[str, Any]) -> dict[str, Any]:
         (run.started_at - run.scheduled_for).total_seconds() * 1e3
         for run in window_runs if run.started_at is not None
     )
-    built.service.engine.dispose()
+    services.close()
 
     cpu0, t0 = cpu_at["start"]
     cpu1, t1 = cpu_at["end"]

@@ -40,9 +40,8 @@ import sqlalchemy
 from sqlalchemy import DateTime, Engine, bindparam, text
 from sqlalchemy.engine import make_url
 
-from engine.application import ServiceApplication
 from engine.domain.service_configuration import SERVICE_CONFIGURATION_ID, ServiceConfiguration
-from engine.service_host.bootstrap import build_application
+from engine.service_host.bootstrap import ApplicationServices, build_services
 from engine.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -212,24 +211,24 @@ class StoreResult:
         }
 
 
-def fill(app: ServiceApplication, events: int) -> tuple[float, float]:
+def fill(services: ApplicationServices, events: int) -> tuple[float, float]:
     """Write ``events`` LogRetentionChanged events, then build the projections once.
 
     Return the seconds spent writing and catching up.
     """
     start = time.perf_counter()
-    configuration: object = app.store.repository.get(SERVICE_CONFIGURATION_ID)
+    configuration: object = services.store.get(SERVICE_CONFIGURATION_ID)
     assert isinstance(configuration, ServiceConfiguration)
     for i in range(events):
         changed = configuration.set_log_retention(11 if i % 2 == 0 else 12, STATION)
         assert changed
         if (i + 1) % EVENTS_PER_TRANSACTION == 0:
-            app.store.save(configuration)
-    app.store.save(configuration)
+            services.store.save(configuration)
+    services.store.save(configuration)
     written = time.perf_counter() - start
 
     start = time.perf_counter()
-    app.projections.catch_up()
+    services.read_models.catch_up()
     caught_up = time.perf_counter() - start
     return written, caught_up
 
@@ -292,15 +291,16 @@ def bench_store(
     settings = Settings(
         home=home, station=STATION, database_url=database_url, lease_seconds=LEASE_SECONDS
     )
-    app = build_application(settings)
-    engine = app.engine
+    services = build_services(settings)
+    app = services.service
+    engine = services.sql_engine
     result = StoreResult(store=store, url=settings.store_url, server=server)
     try:
         app.set_account("CORP\\svc", "pw")
 
         say(f"[{store}] writing {args.events:,} events "
             f"({EVENTS_PER_TRANSACTION:,} per transaction) ...")
-        result.write_seconds, result.catch_up_seconds = fill(app, args.events)
+        result.write_seconds, result.catch_up_seconds = fill(services, args.events)
         result.events = args.events
         result.log_entries = count_log_entries(engine)
         say(f"[{store}] event writing of {args.events:,} events: {result.write_seconds:.1f} s, "
@@ -377,26 +377,38 @@ def bench_store(
         result.plans = explain(engine, datetime.now(UTC) - timedelta(days=retention_days))
 
         if args.cli_iterations > 0:
-            say(f"[{store}] CLI 'soa status': {args.cli_iterations} runs ...")
+            say(f"[{store}] CLI 'soa status' beside the bare import of SQLAlchemy, pydantic "
+                f"and eventsourcing: {args.cli_iterations} runs each, interleaved ...")
+            soa_process, imports_process = cli_status(home, database_url, args)
             result.rows.append(
-                Row(store, "CLI soa status (process)", cli_status(home, database_url, args),
-                    None, "wall time of a new process; process start included")
+                Row(store, "CLI soa status (process)", soa_process, imports_process,
+                    "wall time of a new process; plain = python -c 'import sqlalchemy, "
+                    "pydantic, eventsourcing' (target: ratio at most 1.5)")
             )
     finally:
-        engine.dispose()
+        services.close()
     return result
 
 
-def cli_status(home: Path, database_url: str | None, args: argparse.Namespace) -> Series:
+IMPORTS_ONLY = "import sqlalchemy, pydantic, eventsourcing"
+
+
+def cli_status(
+    home: Path, database_url: str | None, args: argparse.Namespace
+) -> tuple[Series, Series]:
+    """Wall times of ``soa status`` processes and of ``python -c IMPORTS_ONLY`` processes,
+    run alternately (A B B A ...) so that the machine's noise hits both alike."""
     soa = REPO / ".venv" / "bin" / "soa"
+    python = REPO / ".venv" / "bin" / "python"
     if not soa.exists():
         soa = Path(sys.executable).parent / "soa"
+        python = Path(sys.executable)
     env = {key: value for key, value in os.environ.items() if not key.startswith("SOA_")}
     env.update({"SOA_HOME": str(home), "SOA_STATION": STATION})
     if database_url:
         env["SOA_DATABASE_URL"] = database_url
 
-    def run() -> None:
+    def status() -> None:
         done = subprocess.run(
             [str(soa), "status"], env=env, capture_output=True, text=True, check=False
         )
@@ -405,13 +417,10 @@ def cli_status(home: Path, database_url: str | None, args: argparse.Namespace) -
                 f"soa status failed ({done.returncode}): {done.stdout!r} {done.stderr!r}"
             )
 
-    run()  # warm-up (file cache, .pyc)
-    series = Series()
-    for _ in range(args.cli_iterations):
-        start = time.perf_counter()
-        run()
-        series.samples.append(time.perf_counter() - start)
-    return series
+    def imports() -> None:
+        subprocess.run([str(python), "-c", IMPORTS_ONLY], env=env, check=True)
+
+    return interleaved(status, imports, args.cli_iterations, 2)
 
 
 # -- PostgreSQL database of the run ------------------------------------------------------
@@ -575,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
         "retention), then the page query, mapped to LogEntry objects. plain logs = the page "
         "query only.")
     say("CLI soa status = wall time of a new 'soa status' process (process start, imports, "
-        "opening the store included); no plain SQL equivalent.")
+        "opening the store included); its plain counterpart is a process that only imports "
+        f"SQLAlchemy, pydantic and eventsourcing ({IMPORTS_ONLY!r}), run alternately.")
     say(f"total run time: {elapsed:.0f} s")
 
     if not args.no_json:

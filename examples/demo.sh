@@ -24,7 +24,7 @@ soa --station KSIEGOWOSC stop || echo "(exit code $?)"
 # Scheduling: a company, a task of the example plugin every 2 s, its runs.
 step soa --station BIURO companies add 'Firma A'
 step soa --station KSIEGOWOSC tasks add example_ping --company 'Firma A' --name 'Ping' \
-    --every 2s --param "ledger=$SOA_HOME/pings.db"
+    --every 2s
 echo "(waiting 7 s for the running host to pick the task up and run it)"
 sleep 7
 step soa runs list --limit 5
