@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from engine.ports import CredentialChecker, CredentialRejectedError
+from engine.ports.host import CredentialChecker, CredentialRejectedError
 
 
 class NonEmptyPasswordChecker(CredentialChecker):

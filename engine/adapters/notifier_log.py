@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from engine.ports import OperatorNotifier
+from engine.ports.host import OperatorNotifier
 
 
 class LoggingNotifier(OperatorNotifier):

@@ -73,6 +73,9 @@ projection_positions = Table(
     Column("position", BigInteger, nullable=False),
 )
 
+SERVICE_VIEW_ROW_ID = 1
+"""The id of the one row of ``soa_service_view``."""
+
 service_view = Table(
     "soa_service_view",
     metadata,

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 
+from engine.application import service_aggregates
 from engine.application.errors import ConcurrentChangeError
 from engine.application.unit_of_work import UnitOfWork
-from engine.domain.station_ownership import STATION_OWNERSHIP_ID, StationOwnership
 from engine.ports.host import Clock, HostLease, HostLeases, Processes
+
+if TYPE_CHECKING:
+    from engine.domain.station_ownership import StationOwnership
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class HostLiveness:
     def settled_ownership(self) -> StationOwnership:
         """The ownership (new if none yet), with its dead session's ``Crashed`` event
         pending, to be saved with the caller's own change."""
-        ownership = self._uow.get_or_create(STATION_OWNERSHIP_ID, StationOwnership)
+        ownership = service_aggregates.ownership_or_new(self._uow)
         session = running_session(ownership)
         if session is not None and not self.is_alive(session):
             self._add_crash(ownership, session.session_id)
@@ -73,7 +77,7 @@ class HostLiveness:
     def record_crash_if_dead(self) -> bool:
         """Record the crash of the running session if it is dead; True if it was (also
         when another process recorded it or changed the service meanwhile)."""
-        ownership = self._uow.get(STATION_OWNERSHIP_ID, StationOwnership)
+        ownership = service_aggregates.ownership(self._uow)
         if ownership is None:
             return False
         session = running_session(ownership)
@@ -85,7 +89,7 @@ class HostLiveness:
     def record_crash(self, session_id: UUID, ownership: StationOwnership | None = None) -> bool:
         """Record that ``session_id``'s process is gone; False if the session had already
         ended, or another process changed the service meanwhile."""
-        ownership = ownership or self._uow.get(STATION_OWNERSHIP_ID, StationOwnership)
+        ownership = ownership or service_aggregates.ownership(self._uow)
         if ownership is None or ownership.session_id != session_id:
             return False
         self._add_crash(ownership, session_id)

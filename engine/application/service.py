@@ -13,18 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+from engine.application import service_aggregates
 from engine.application.errors import CloudEditionError, ConcurrentChangeError
 from engine.application.liveness import HostLiveness, RecordedSession
 from engine.application.unit_of_work import UnitOfWork
 from engine.domain.account import ServiceAccount
-from engine.domain.service_configuration import SERVICE_CONFIGURATION_ID, ServiceConfiguration
+from engine.domain.ownership_rules import NotRunningError, RunningElsewhereError
 from engine.domain.station import StationName
-from engine.domain.station_ownership import (
-    STATION_OWNERSHIP_ID,
-    NotRunningError,
-    RunningElsewhereError,
-    StationOwnership,
-)
 from engine.domain.status_texts import State, status_text
 from engine.ports.host import Clock, CredentialChecker, HostLease, HostLeases
 from engine.ports.read_models import LogEntry, LogStatus, ReadModels, ServiceView
@@ -216,7 +211,7 @@ class ServiceApplication:
         ownership = self._liveness.settled_ownership()
         ownership.check_can_assign(self.station)
         self._credentials.check(account, password)
-        configuration = self._uow.get_or_create(SERVICE_CONFIGURATION_ID, ServiceConfiguration)
+        configuration = service_aggregates.configuration_or_new(self._uow)
         ownership.assign(self.station)
         configuration.set_account(account, self.station)
         self._uow.save(configuration, ownership)
@@ -229,9 +224,7 @@ class ServiceApplication:
         self._check_stationary()
 
         def change() -> bool:
-            configuration = self._uow.get_or_create(
-                SERVICE_CONFIGURATION_ID, ServiceConfiguration
-            )
+            configuration = service_aggregates.configuration_or_new(self._uow)
             changed = configuration.set_log_retention(days, self.station)
             if changed:
                 self._uow.save(configuration)
@@ -299,7 +292,7 @@ class ServiceApplication:
         """
         try:
             for _ in range(SAVE_ATTEMPTS):
-                ownership = self._uow.get(STATION_OWNERSHIP_ID, StationOwnership)
+                ownership = service_aggregates.ownership(self._uow)
                 if ownership is None or ownership.session_id != session_id:
                     self.record_lease_lost(session_id, pid)
                     return False
@@ -316,7 +309,7 @@ class ServiceApplication:
     def record_lease_lost(self, session_id: UUID, pid: int) -> None:
         """Record that the host session ``session_id`` found it no longer owns the service."""
         for _ in range(SAVE_ATTEMPTS):
-            ownership = self._uow.get(STATION_OWNERSHIP_ID, StationOwnership)
+            ownership = service_aggregates.ownership(self._uow)
             if ownership is None:
                 return
             ownership.record_lease_lost(self.station, session_id, pid)

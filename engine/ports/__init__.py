@@ -2,85 +2,49 @@
 
 Adapters implement them (``engine.adapters``, ``engine.projections``); tests use fakes
 that subclass them. The application layer and the operations depend on these only.
+Names are loaded on first use.
 """
 
-from engine.ports.host import (
-    Clock,
-    CredentialChecker,
-    CredentialRejectedError,
-    HostLease,
-    HostLeases,
-    OperatorNotifier,
-    Processes,
-    SystemClock,
-)
-from engine.ports.outbound import (
-    CompanyDatabase,
-    CompanyDatabases,
-    DeliveryError,
-    HttpClients,
-    MailAttachment,
-    MailSender,
-    MailServer,
-    OutboundMail,
-    OutboundSms,
-    SmsGateway,
-    SmsSender,
-)
-from engine.ports.read_models import (
-    LOG_STATUSES,
-    CompanyView,
-    LogEntry,
-    LogStatus,
-    ReadModels,
-    RunView,
-    ServiceView,
-    TaskView,
-)
-from engine.ports.runs import CheckpointStore, CheckpointStores
-from engine.ports.store import (
-    EventStore,
-    GroupCommit,
-    InvalidDatabaseUrlError,
-    PendingSave,
-    StoreUnavailableError,
-    WriteConflictError,
-)
+from __future__ import annotations
 
-__all__ = [
-    "LOG_STATUSES",
-    "CheckpointStore",
-    "CheckpointStores",
-    "Clock",
-    "CompanyDatabase",
-    "CompanyDatabases",
-    "CompanyView",
-    "CredentialChecker",
-    "CredentialRejectedError",
-    "DeliveryError",
-    "EventStore",
-    "GroupCommit",
-    "HostLease",
-    "HostLeases",
-    "HttpClients",
-    "InvalidDatabaseUrlError",
-    "LogEntry",
-    "LogStatus",
-    "MailAttachment",
-    "MailSender",
-    "MailServer",
-    "OperatorNotifier",
-    "OutboundMail",
-    "OutboundSms",
-    "PendingSave",
-    "Processes",
-    "ReadModels",
-    "RunView",
-    "ServiceView",
-    "SmsGateway",
-    "SmsSender",
-    "StoreUnavailableError",
-    "SystemClock",
-    "TaskView",
-    "WriteConflictError",
-]
+from engine.lazy_exports import lazy_exports as _lazy_exports
+
+_WHERE = {
+    "Clock": "host",
+    "CredentialChecker": "host",
+    "CredentialRejectedError": "host",
+    "HostLease": "host",
+    "HostLeases": "host",
+    "OperatorNotifier": "host",
+    "Processes": "host",
+    "SystemClock": "host",
+    "CompanyDatabase": "outbound",
+    "CompanyDatabases": "outbound",
+    "DeliveryError": "outbound",
+    "HttpClients": "outbound",
+    "MailAttachment": "outbound",
+    "MailSender": "outbound",
+    "MailServer": "outbound",
+    "OutboundMail": "outbound",
+    "OutboundSms": "outbound",
+    "SmsGateway": "outbound",
+    "SmsSender": "outbound",
+    "LOG_STATUSES": "read_models",
+    "CompanyView": "read_models",
+    "LogEntry": "read_models",
+    "LogStatus": "read_models",
+    "ReadModels": "read_models",
+    "RunView": "read_models",
+    "ServiceView": "read_models",
+    "TaskView": "read_models",
+    "CheckpointStore": "runs",
+    "CheckpointStores": "runs",
+    "EventStore": "store",
+    "GroupCommit": "store",
+    "InvalidDatabaseUrlError": "store",
+    "PendingSave": "store",
+    "StoreUnavailableError": "store",
+    "WriteConflictError": "store",
+}
+
+__all__, __getattr__ = _lazy_exports(__name__, _WHERE)

@@ -10,10 +10,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
-from engine.scheduling.schedule import Schedule
+if TYPE_CHECKING:
+    from engine.scheduling.schedule import Schedule
 
 LogStatus = Literal["ok", "warning", "error"]
 LOG_STATUSES: tuple[LogStatus, ...] = ("ok", "warning", "error")

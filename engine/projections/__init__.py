@@ -3,26 +3,25 @@
 Each projection applies every event exactly once: the position is advanced by a
 compare-and-set in the same transaction as the projection's rows.
 :class:`SqlReadModels` offers them to the application layer as the
-:class:`engine.ports.ReadModels` port.
+:class:`engine.ports.ReadModels` port. Names are loaded on first use.
 """
 
-from engine.projections.companies import CompanyList
-from engine.projections.log_list import LogList
-from engine.projections.read_models import SqlReadModels, all_projections
-from engine.projections.runner import NotificationLog, Projection, ProjectionRunner
-from engine.projections.runs import RunList
-from engine.projections.service_view import ServiceViewProjection
-from engine.projections.tasks import TaskList
+from __future__ import annotations
 
-__all__ = [
-    "CompanyList",
-    "LogList",
-    "NotificationLog",
-    "Projection",
-    "ProjectionRunner",
-    "RunList",
-    "ServiceViewProjection",
-    "SqlReadModels",
-    "TaskList",
-    "all_projections",
-]
+from engine.lazy_exports import lazy_exports as _lazy_exports
+
+_WHERE = {
+    "CompanyList": "companies",
+    "LogList": "log_list",
+    "NotificationLog": "runner",
+    "Projection": "runner",
+    "ProjectionRunner": "runner",
+    "RunList": "runs",
+    "ServiceViewProjection": "service_view",
+    "SqlReadModels": "read_models",
+    "TaskList": "tasks",
+    "PROJECTION_NAMES": "read_models",
+    "all_projections": "read_models",
+}
+
+__all__, __getattr__ = _lazy_exports(__name__, _WHERE)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-from uuid import UUID
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, insert, update
 
 from engine.adapters.schema import companies
 from engine.domain.company import Company
-from engine.ports.read_models import CompanyView
 from engine.projections.runner import NumberedEvent, Projection
 
 
@@ -46,25 +43,3 @@ class CompanyList(Projection):
                     )
                 case Company.Removed():
                     connection.execute(update(companies).where(row).values(removed=True))
-
-    @staticmethod
-    def get(engine: Engine, company_id: UUID) -> CompanyView | None:
-        """The company, removed or not."""
-        with engine.connect() as connection:
-            row = connection.execute(
-                select(companies).where(companies.c.id == str(company_id))
-            ).first()
-        return _view(row) if row is not None else None
-
-    @staticmethod
-    def read(engine: Engine) -> list[CompanyView]:
-        query = select(companies).where(companies.c.removed.is_(False)).order_by(companies.c.name)
-        with engine.connect() as connection:
-            return [_view(row) for row in connection.execute(query)]
-
-
-def _view(row: Any) -> CompanyView:
-    return CompanyView(
-        id=UUID(row.id), name=row.name, database_url=row.database_url,
-        task_count=row.task_count, added_at=row.added_at, removed=row.removed,
-    )

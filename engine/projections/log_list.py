@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, insert
 
 from engine.adapters.schema import log_entries
 from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
 from engine.domain.task_definition import MISSED_COUNT_LIMIT, TaskDefinition
 from engine.domain.task_run import TaskRun
-from engine.ports.read_models import LogEntry, LogStatus
+from engine.ports.read_models import LogStatus
 from engine.projections.runner import NumberedEvent, Projection
 
 RUN_OUTCOMES = (TaskRun.Succeeded, TaskRun.Failed, TaskRun.Abandoned, TaskRun.Skipped)
@@ -116,39 +115,3 @@ class LogList(Projection):
                 })
         if rows:
             connection.execute(insert(log_entries), rows)
-
-    @staticmethod
-    def delete_older_than(engine: Engine, cutoff: datetime) -> int:
-        """Delete entries older than ``cutoff``; return how many."""
-        with engine.begin() as connection:
-            result = connection.execute(delete(log_entries).where(log_entries.c.time < cutoff))
-            return result.rowcount
-
-    @staticmethod
-    def read(
-        engine: Engine,
-        *,
-        not_before: datetime,
-        status: LogStatus | None = None,
-        operation: str | None = None,
-        company: str | None = None,
-        limit: int = 100,
-    ) -> list[LogEntry]:
-        """Return the newest ``limit`` entries from ``not_before`` on, newest first."""
-        query = select(log_entries).where(log_entries.c.time >= not_before)
-        if status is not None:
-            query = query.where(log_entries.c.status == status)
-        if operation is not None:
-            query = query.where(log_entries.c.operation == operation)
-        if company is not None:
-            query = query.where(log_entries.c.company == company)
-        query = query.order_by(log_entries.c.time.desc(), log_entries.c.id.desc()).limit(limit)
-        with engine.connect() as connection:
-            rows = connection.execute(query).all()
-        return [
-            LogEntry(
-                time=row.time, station=row.station, operation=row.operation,
-                status=row.status, message=row.message, company=row.company, run_id=row.run_id,
-            )
-            for row in rows
-        ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -65,16 +65,35 @@ class ProjectionRunner:
         self,
         engine: Engine,
         log: NotificationLog,
-        projections: list[Projection],
+        projections: Callable[[], Sequence[Projection]],
         *,
+        names: Collection[str],
         events_table: str,
     ) -> None:
+        """``projections`` builds the projections named ``names``; it is called only when
+        one of them must apply or reset rows, so a catch-up that finds nothing to do
+        never imports the projections (nor the domain events they match)."""
         self._engine = engine
         self._log = log
-        self.projections = sorted(projections, key=lambda projection: projection.name)
+        self._build = projections
+        self._built: list[Projection] | None = None
+        self.names = tuple(sorted(names))
         self._head_query: Select[tuple[Any]] = select(func.max(column("id"))).select_from(
             table(events_table)
         )
+
+    @property
+    def projections(self) -> list[Projection]:
+        """The projections, sorted by name, built on first use."""
+        if self._built is None:
+            built = sorted(self._build(), key=lambda projection: projection.name)
+            if tuple(projection.name for projection in built) != self.names:
+                raise ValueError(
+                    f"the projections built are {[p.name for p in built]}, "
+                    f"not the names given {list(self.names)}"
+                )
+            self._built = built
+        return self._built
 
     def _add_missing_positions(self, names: set[str]) -> None:
         """Start the projections without a position row at 0, emptied."""
@@ -101,7 +120,7 @@ class ProjectionRunner:
             ).all()
             head = connection.execute(self._head_query).scalar()
         positions = {row.name: int(row.position) for row in rows}
-        if any(projection.name not in positions for projection in self.projections):
+        if any(name not in positions for name in self.names):
             self._add_missing_positions(set(positions))
             return self._positions_and_head()
         return positions, int(head or 0)
@@ -119,11 +138,11 @@ class ProjectionRunner:
             positions, head = self._positions_and_head()
             if target is None:
                 target = head
-            behind = [p for p in self.projections if positions[p.name] < target]
+            behind = [name for name in self.names if positions[name] < target]
             if not behind:
                 return applied
-            start = min(positions[p.name] for p in behind)
-            group = [p for p in behind if positions[p.name] == start]
+            start = min(positions[name] for name in behind)
+            group = [p for p in self.projections if positions[p.name] == start]
             events = self._log.events_after(start, limit=BATCH_SIZE, stop=target)
             if not events:
                 return applied

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, update
 
-from engine.adapters.schema import runs, tasks
+from engine.adapters.schema import runs
 from engine.domain.task_run import TaskRun
-from engine.ports.read_models import RunView
 from engine.projections.runner import NumberedEvent, Projection
 
 
@@ -92,74 +89,6 @@ class RunList(Projection):
                 update(runs).where(runs.c.id == bindparam("run_id")).values(values), rows
             )
 
-    @staticmethod
-    def read(
-        engine: Engine,
-        *,
-        task_id: UUID | None = None,
-        status: str | None = None,
-        limit: int | None = 100,
-    ) -> list[RunView]:
-        query = select(runs)
-        if task_id is not None:
-            query = query.where(runs.c.task_id == str(task_id))
-        if status is not None:
-            query = query.where(runs.c.status == status)
-        query = query.order_by(runs.c.scheduled_for.desc(), runs.c.id)
-        if limit is not None:
-            query = query.limit(limit)
-        with engine.connect() as connection:
-            return [_view(row) for row in connection.execute(query)]
-
-    @staticmethod
-    def due(
-        engine: Engine, now: datetime, limit: int, *, busy_tasks: Collection[UUID] = ()
-    ) -> list[RunView]:
-        """Runs waiting to start whose time has come, oldest first, at most ``limit``.
-
-        Leaves out the runs of ``busy_tasks`` and the scheduled (not manual) runs of
-        paused tasks, which could not start now anyway.
-        """
-        query = (
-            select(runs)
-            .outerjoin(tasks, tasks.c.id == runs.c.task_id)
-            .where(or_(
-                and_(runs.c.status == "scheduled", runs.c.scheduled_for <= now),
-                and_(runs.c.status == "retrying", runs.c.retry_at <= now),
-            ))
-            .where(or_(runs.c.manual.is_(True), tasks.c.paused.is_not(True)))
-            .order_by(runs.c.scheduled_for, runs.c.id)
-            .limit(limit)
-        )
-        if busy_tasks:
-            query = query.where(runs.c.task_id.not_in([str(task) for task in busy_tasks]))
-        with engine.connect() as connection:
-            return [_view(row) for row in connection.execute(query)]
-
-    @staticmethod
-    def ids_starting_with(engine: Engine, prefix: str, limit: int) -> list[UUID]:
-        query = (select(runs.c.id).where(runs.c.id.startswith(prefix, autoescape=True))
-                 .order_by(runs.c.id).limit(limit))
-        with engine.connect() as connection:
-            return [UUID(run_id) for run_id in connection.execute(query).scalars()]
-
-    @staticmethod
-    def get(engine: Engine, run_id: UUID) -> RunView | None:
-        with engine.connect() as connection:
-            row = connection.execute(select(runs).where(runs.c.id == str(run_id))).first()
-        return _view(row) if row is not None else None
-
-    @staticmethod
-    def last_scheduled(engine: Engine) -> dict[UUID, datetime]:
-        """Each task's latest scheduled (not manual) occurrence: where its schedule got to."""
-        query = (
-            select(runs.c.task_id, func.max(runs.c.scheduled_for))
-            .where(runs.c.manual.is_(False))
-            .group_by(runs.c.task_id)
-        )
-        with engine.connect() as connection:
-            return {UUID(task_id): latest for task_id, latest in connection.execute(query)}
-
 
 def _new_row(run_id: str, event: TaskRun.Scheduled) -> dict[str, Any]:
     return {
@@ -169,14 +98,3 @@ def _new_row(run_id: str, event: TaskRun.Scheduled) -> dict[str, Any]:
         "retry_at": None, "session_id": None, "started_at": None, "finished_at": None,
         "duration_seconds": None, "counts": None, "error": None,
     }
-
-
-def _view(row: Any) -> RunView:
-    return RunView(
-        id=UUID(row.id), task_id=UUID(row.task_id), company=row.company, kind=row.kind,
-        scheduled_for=row.scheduled_for, manual=row.manual, status=row.status,
-        attempts=row.attempts, max_attempts=row.max_attempts, retry_at=row.retry_at,
-        session_id=UUID(row.session_id) if row.session_id else None,
-        started_at=row.started_at, finished_at=row.finished_at,
-        duration_seconds=row.duration_seconds, counts=row.counts, error=row.error,
-    )

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, update
 
-from engine.adapters.schema import service_view
+from engine.adapters.schema import SERVICE_VIEW_ROW_ID, service_view
 from engine.domain.log_retention import DEFAULT_LOG_RETENTION_DAYS
 from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
-from engine.ports.read_models import ServiceView
 from engine.projections.runner import NumberedEvent, Projection
-
-VIEW_ROW_ID = 1
 
 
 class ServiceViewProjection(Projection):
@@ -28,7 +24,7 @@ class ServiceViewProjection(Projection):
         connection.execute(delete(service_view))
         connection.execute(
             insert(service_view).values(
-                id=VIEW_ROW_ID, log_retention_days=DEFAULT_LOG_RETENTION_DAYS
+                id=SERVICE_VIEW_ROW_ID, log_retention_days=DEFAULT_LOG_RETENTION_DAYS
             )
         )
 
@@ -37,9 +33,8 @@ class ServiceViewProjection(Projection):
         for _, event in events:
             changes.update(self._changes(event))
         if changes:
-            connection.execute(
-                update(service_view).where(service_view.c.id == VIEW_ROW_ID).values(**changes)
-            )
+            the_row = service_view.c.id == SERVICE_VIEW_ROW_ID
+            connection.execute(update(service_view).where(the_row).values(**changes))
 
     @staticmethod
     def _changes(event: Any) -> dict[str, Any]:
@@ -60,19 +55,3 @@ class ServiceViewProjection(Projection):
             case StationOwnership.Stopped() | StationOwnership.Crashed():
                 return {"session_id": None, "pid": None, "host": None, "since": None}
         return {}
-
-    @staticmethod
-    def read(engine: Engine) -> ServiceView:
-        with engine.connect() as connection:
-            row = connection.execute(
-                select(service_view).where(service_view.c.id == VIEW_ROW_ID)
-            ).one()
-        return ServiceView(
-            account=row.account,
-            log_retention_days=row.log_retention_days,
-            station=row.station,
-            session_id=UUID(row.session_id) if row.session_id else None,
-            pid=row.pid,
-            host=row.host,
-            since=row.since,
-        )

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, update
 
 from engine.adapters.schema import tasks
 from engine.domain.task_definition import TaskDefinition
 from engine.domain.task_run import TaskRun
-from engine.ports.read_models import TaskView
 from engine.projections.runner import NumberedEvent, Projection
-from engine.scheduling.schedule import Schedule
 
 
 def _write_failures(connection: Connection, outcomes: dict[str, tuple[bool, int]]) -> None:
@@ -110,54 +107,3 @@ class TaskList(Projection):
                         update(tasks).where(row).values(removed=True, version=version)
                     )
         _write_failures(connection, outcomes)
-
-    @staticmethod
-    def read(
-        engine: Engine, *, company_id: UUID | None = None, task_id: UUID | None = None
-    ) -> list[TaskView]:
-        query = select(tasks).where(tasks.c.removed.is_(False))
-        if company_id is not None:
-            query = query.where(tasks.c.company_id == str(company_id))
-        if task_id is not None:
-            query = query.where(tasks.c.id == str(task_id))
-        query = query.order_by(tasks.c.company, tasks.c.name, tasks.c.id)
-        with engine.connect() as connection:
-            return [_view(row) for row in connection.execute(query)]
-
-    @staticmethod
-    def ids_starting_with(engine: Engine, prefix: str, limit: int) -> list[UUID]:
-        query = (select(tasks.c.id).where(tasks.c.removed.is_(False))
-                 .where(tasks.c.id.startswith(prefix, autoescape=True))
-                 .order_by(tasks.c.id).limit(limit))
-        with engine.connect() as connection:
-            return [UUID(task_id) for task_id in connection.execute(query).scalars()]
-
-    @staticmethod
-    def failing(engine: Engine, threshold: int) -> list[TaskView]:
-        """Tasks whose latest ``threshold`` or more finished runs all failed."""
-        query = select(tasks).where(tasks.c.removed.is_(False)).where(
-            tasks.c.consecutive_failures >= threshold
-        )
-        with engine.connect() as connection:
-            return [_view(row) for row in connection.execute(query)]
-
-    @staticmethod
-    def fingerprint(engine: Engine) -> tuple[int, int]:
-        """A cheap value that changes whenever any task changes (for live pickup)."""
-        with engine.connect() as connection:
-            row = connection.execute(
-                select(func.count(), func.coalesce(func.sum(tasks.c.version), 0))
-            ).one()
-        return int(row[0]), int(row[1])
-
-
-def _view(row: Any) -> TaskView:
-    return TaskView(
-        id=UUID(row.id), company_id=UUID(row.company_id), company=row.company, kind=row.kind,
-        name=row.name, schedule=Schedule.from_dict(row.schedule), catch_up=row.catch_up,
-        max_attempts=row.max_attempts, backoff_seconds=row.backoff_seconds,
-        timeout_seconds=row.timeout_seconds, params=dict(row.params), enabled=row.enabled,
-        paused=row.paused, schedule_from=row.schedule_from,
-        considered_through=row.considered_through,
-        consecutive_failures=row.consecutive_failures, version=row.version,
-    )
