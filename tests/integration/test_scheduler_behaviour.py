@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from pydantic import BaseModel
@@ -17,6 +18,7 @@ from engine.operations.contract import RunContext
 from engine.operations.registry import OperationRegistry
 from engine.scheduling import ScheduleSpec, parse_schedule
 from engine.service_host.bootstrap import ApplicationServices
+from engine.service_host.scheduler import TaskScheduler
 from engine.service_host.timers import OccurrenceTrigger
 from tests.integration.scheduling import (
     Notifications,
@@ -264,14 +266,23 @@ def test_a_timed_out_operation_keeps_its_place_until_it_ends(
     assert other.started_at.timestamp() >= stubborn.ended[0]
 
 
-def test_a_timer_that_fires_late_loses_no_occurrence_whatever_the_policy(
-    services: ApplicationServices, clock: MovableClock
-) -> None:
-    task_id = add_task(services, clock, every="10s", catch_up="latest")
+def started_with_latest(
+    services: ApplicationServices, clock: MovableClock, *, every: str
+) -> tuple[UUID, datetime, TaskScheduler]:
+    """A task ``every`` with catch-up ``latest``, its anchor, and a started scheduler
+    whose timers the test fires by hand."""
+    task_id = add_task(services, clock, every=every, catch_up="latest")
     anchor = services.tasks.task(str(task_id)).task.schedule.anchor
     assert anchor is not None
     scheduler = new_scheduler(services)
     scheduler.start(timers=False)
+    return task_id, anchor, scheduler
+
+
+def test_a_timer_that_fires_late_loses_no_occurrence_whatever_the_policy(
+    services: ApplicationServices, clock: MovableClock
+) -> None:
+    task_id, anchor, scheduler = started_with_latest(services, clock, every="10s")
     # The timer of +10 s fires 11 s late, at +21 s: +10 s and +20 s are both due.
     clock.move_to(anchor + timedelta(seconds=21))
     scheduler.fire_all()
@@ -287,11 +298,7 @@ def test_a_timer_that_fires_late_loses_no_occurrence_whatever_the_policy(
 def test_occurrences_due_while_the_host_stalled_follow_the_catch_up_policy(
     services: ApplicationServices, clock: MovableClock
 ) -> None:
-    task_id = add_task(services, clock, every="10m", catch_up="latest")
-    anchor = services.tasks.task(str(task_id)).task.schedule.anchor
-    assert anchor is not None
-    scheduler = new_scheduler(services)
-    scheduler.start(timers=False)
+    task_id, anchor, scheduler = started_with_latest(services, clock, every="10m")
     clock.move_to(anchor + timedelta(minutes=10))
     scheduler.fire_all()
     # The machine sleeps 2 h: the loop and the timers are silent. When it wakes, the
