@@ -10,7 +10,7 @@ to now, and sorts them in two:
   due while the host was up is never missed.
 * The **others** fell due while no host recorded them: before the host started, while it
   could not record (its lease unsafe, the database unreachable, the process stalled), or
-  while the task was paused. The latest of them is **on time** if it is at most
+  while the task was paused. The latest of them is **on time** if it is less than
   :data:`ON_TIME_SECONDS` old and runs; every other one is **missed** and the task's
   policy decides: ``all`` runs the most recent ``max_catch_up`` of them, ``latest`` runs the
   most recent one unless an on-time or live occurrence runs, ``skip`` runs none.
@@ -26,8 +26,8 @@ from engine.scheduling.arithmetic import occurrences
 from engine.scheduling.schedule import Schedule
 
 ON_TIME_SECONDS = 60.0
-"""The latest occurrence that fell due while no host recorded it still runs if it is at
-most this old when a host gets to it."""
+"""The latest occurrence that fell due while no host recorded it still runs if it is less
+than this old when a host gets to it (exactly this old is missed)."""
 
 _ONE_MICROSECOND = timedelta(microseconds=1)
 

@@ -61,7 +61,8 @@ def test_catch_up_after_downtime_follows_the_policy(
     runs = scheduled(services, task_id)
     statuses = {run.status for run in services.runs.runs(task=str(task_id), limit=100)}
     assert statuses <= {"succeeded"}
-    # Check the replayed set exactly: the most recent of the 30 missed, oldest first.
+    # Check the replayed set exactly: the most recent of the 30 missed (sorted here; the
+    # order plan_due gives them in is checked in tests/unit/test_catch_up.py).
     missed = [anchor + timedelta(minutes=10 * k) for k in range(1, 31)]
     assert runs == (missed[-expected_runs:] if expected_runs else [])
     entries = services.service.logs(operation="recorder", limit=100)

@@ -157,6 +157,9 @@ def test_the_operator_is_notified_once_when_a_task_reaches_the_failure_threshold
         scheduler.dispatch()
         wait_for(lambda run_id=run_id: services.runs.run(str(run_id))[0].status == "failed")
         wait_for(lambda failures=failures: scheduler.outcomes_recorded == failures)
+        # Check: the notification comes with the 3rd failure in a row (it is sent before
+        # the outcome counts as recorded), never before, and once.
+        assert len(notifications.received) == (1 if failures >= 3 else 0), failures
         clock.advance(1)  # the next manual run gets another instant
     settle(scheduler, services)
     assert len(notifications.received) == 1
@@ -383,3 +386,35 @@ def test_an_every_schedule_keeps_absolute_time_across_the_autumn_change(
     settle(scheduler, services)
     # The anchor itself is the first occurrence; then every hour, 02:00 CET twice over.
     assert scheduled(services, task_id) == [anchor + timedelta(hours=h) for h in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (ScheduleSpec(cron="30 * * * *"),
+         [utc(2027, 10, 30, 23, 30), utc(2027, 10, 31, 0, 30), utc(2027, 10, 31, 2, 30)]),
+        (ScheduleSpec(daily="02:30"), [utc(2027, 10, 31, 0, 30), utc(2027, 11, 1, 1, 30)]),
+    ],
+)
+@pytest.mark.parametrize("late", [True, False], ids=["late-timer", "after-downtime"])
+def test_one_late_fire_or_a_catch_up_across_the_autumn_change_runs_the_repeated_time_once(
+    services: ApplicationServices, clock: MovableClock, spec: ScheduleSpec,
+    expected: list[datetime], late: bool,
+) -> None:
+    clock.move_to(utc(2027, 10, 30, 23, 0))
+    task_id = services.tasks.add_task("recorder", company="Firma A", name="dst",
+                                      schedule=spec, catch_up="all")
+    if late:  # the host is up, its timer fires hours late, after the repeated hour
+        scheduler = new_scheduler(services)
+        scheduler.start(timers=False)
+        clock.move_to(expected[-1] + timedelta(minutes=20))
+        scheduler.fire_all()
+    else:  # no host until after the change: every occurrence is missed and replayed
+        scheduler = new_scheduler(services)
+        scheduler.refresh()
+        settle(scheduler, services)
+        clock.move_to(expected[-1] + timedelta(minutes=20))
+        scheduler = new_scheduler(services)
+        scheduler.start(timers=False)
+    settle(scheduler, services)
+    assert scheduled(services, task_id) == expected

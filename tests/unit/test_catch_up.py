@@ -86,3 +86,27 @@ def test_a_very_long_downtime_counts_up_to_the_limit_and_stays_cheap() -> None:
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         plan("all", after=0, now=100, live_from=0, cap=0)
+
+
+def test_the_latest_occurrence_is_on_time_only_while_younger_than_sixty_seconds() -> None:
+    # Down from 0, every 2 min; the last occurrence (240) is just under, then exactly,
+    # 60 s old.
+    young = plan("skip", after=0, now=299.999, live_from=400, schedule=EVERY_2M)
+    assert young.runs == (at(240),) and young.missed == 1
+    aged = plan("skip", after=0, now=300, live_from=400, schedule=EVERY_2M)
+    assert aged.runs == () and aged.missed == 2
+
+
+@pytest.mark.parametrize(("cap", "bounded"), [(9, False), (8, True)])
+def test_the_limit_is_reported_only_when_it_cut_a_missed_occurrence(
+    cap: int, bounded: bool
+) -> None:
+    # Down from 0 to 105: nine missed (10..90), 100 on time.
+    due = plan("all", after=0, now=105, live_from=105, cap=cap)
+    assert due.missed == 9 and due.replayed == cap and due.bounded is bounded
+
+
+def test_all_replays_the_missed_occurrences_oldest_first_then_the_on_time_one() -> None:
+    due = plan("all", after=0, now=45, live_from=45)
+    assert due.runs == (at(10), at(20), at(30), at(40))
+    assert (due.missed, due.replayed, due.bounded) == (3, 3, False)
