@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from engine.application import service_aggregates
-from engine.application.errors import CloudEditionError, ConcurrentChangeError
+from engine.application.errors import CloudEditionError
 from engine.application.liveness import HostLiveness, RecordedSession
 from engine.application.unit_of_work import UnitOfWork
 from engine.domain.account import ServiceAccount
@@ -290,35 +290,32 @@ class ServiceApplication:
         Retries when a concurrent change (such as another station recording a
         crash) got in first, then records whichever outcome is true.
         """
+        def stop() -> bool:
+            ownership = service_aggregates.ownership(self._uow)
+            if ownership is None or ownership.session_id != session_id:
+                return False
+            ownership.stop(session_id)
+            self._uow.save(ownership)
+            return True
+
         try:
-            for _ in range(SAVE_ATTEMPTS):
-                ownership = service_aggregates.ownership(self._uow)
-                if ownership is None or ownership.session_id != session_id:
-                    self.record_lease_lost(session_id, pid)
-                    return False
-                ownership.stop(session_id)
-                try:
-                    self._uow.save(ownership)
-                except ConcurrentChangeError:
-                    continue
-                return True
-            raise ConcurrentChangeError()
+            stopped = self._uow.retrying(stop, attempts=SAVE_ATTEMPTS)
+            if not stopped:
+                self.record_lease_lost(session_id, pid)
+            return stopped
         finally:
             self._leases.release(session_id)
 
     def record_lease_lost(self, session_id: UUID, pid: int) -> None:
         """Record that the host session ``session_id`` found it no longer owns the service."""
-        for _ in range(SAVE_ATTEMPTS):
+
+        def record() -> None:
             ownership = service_aggregates.ownership(self._uow)
-            if ownership is None:
-                return
-            ownership.record_lease_lost(self.station, session_id, pid)
-            try:
+            if ownership is not None:
+                ownership.record_lease_lost(self.station, session_id, pid)
                 self._uow.save(ownership)
-            except ConcurrentChangeError:
-                continue
-            return
-        raise ConcurrentChangeError()
+
+        self._uow.retrying(record, attempts=SAVE_ATTEMPTS)
 
     def running_session_to_stop(self) -> ServiceView:
         """The view of the running service, if this station may stop it.
