@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from engine.application.errors import InvalidRequestError
@@ -32,6 +32,10 @@ from engine.ports.read_models import ReadModels, RunView, TaskView
 from engine.ports.runs import CheckpointStores
 from engine.ports.store import GroupCommit, PendingSave
 from engine.scheduling.catch_up import DuePlan
+
+if TYPE_CHECKING:
+    from engine.erp.gateway import ErpGateways
+    from engine.erp.printing import DocumentPrinter
 
 RECORDED_RUNS_KEPT = 5_000
 """Runs recorded by this process, kept in memory until attempted (saves a load each)."""
@@ -58,6 +62,8 @@ class RunResources:
     mail: MailSender
     sms: SmsSender
     http: HttpClients
+    erp: ErpGateways | None = None
+    printer: DocumentPrinter | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class AttemptOutcome:
     counts: dict[str, int] | None = None
     error: BaseException | None = None
     timed_out: bool = False
+    warnings: tuple[str, ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -147,9 +154,17 @@ class RunService:
 
     # -- for people --------------------------------------------------------------------
 
-    def run_now(self, reference: str) -> UUID:
+    def run_now(self, reference: str, *, as_of: datetime | None = None) -> UUID:
         """Record a manual occurrence of the task, due now; the running host starts it
-        as soon as no other run of the task is running."""
+        as soon as no other run of the task is running. ``as_of`` (recorded on the run)
+        is the instant the operation acts as of, instead of now.
+
+        :raises InvalidRequestError: for a naive ``as_of``.
+        """
+        if as_of is not None and as_of.tzinfo is None:
+            raise InvalidRequestError(
+                "as_of must carry a time zone, such as 2026-12-31T06:00+01:00"
+            )
         task_id = self._resolve_task(reference)
         task = self._uow.get(task_id, TaskDefinition)
         if task is None:
@@ -161,7 +176,7 @@ class RunService:
             run = TaskRun(
                 task_id=task.id, company=task.company, kind=task.kind,
                 scheduled_for=self.clock.now(), manual=True,
-                max_attempts=task.retry.max_attempts,
+                max_attempts=task.retry.max_attempts, as_of=as_of,
             )
             self._uow.save(run)
             return run.id
@@ -323,13 +338,20 @@ class RunService:
         context = RunContext(
             run_id=str(run.id), task_id=str(task.id), company=task.company,
             scheduled_for=run.scheduled_for, attempt=started.attempt, params=params,
+            as_of=getattr(run, "as_of", None),
             checkpoints=resources.checkpoints.for_run(run.id),
-            resources=CompanyResources(
-                database=resources.databases.get(task.company_id, self._company_url(task)),
-                mail=resources.mail, sms=resources.sms, http=resources.http,
-            ),
+            resources=self._company_resources(task),
         )
         return operation, context
+
+    def _company_resources(self, task: TaskView) -> CompanyResources:
+        resources = self._resources
+        database = resources.databases.get(task.company_id, self._company_url(task))
+        return CompanyResources(
+            database=database, mail=resources.mail, sms=resources.sms, http=resources.http,
+            erp_gateway=resources.erp.for_database(database) if resources.erp else None,
+            printer=resources.printer,
+        )
 
     def _company_url(self, task: TaskView) -> str:
         """A company's database URL (fixed when the company is added)."""
@@ -348,7 +370,7 @@ class RunService:
         (exponential backoff with jitter) or, after the last attempt, the failure."""
         run, task = started.run, started.task
         if outcome.succeeded:
-            run.succeed(outcome.counts or {}, outcome.duration_seconds)
+            run.succeed(outcome.counts or {}, outcome.duration_seconds, outcome.warnings)
         else:
             error = outcome.error or TimeoutError(f"timed out after {task.timeout_seconds:g} s")
             run.fail_attempt(

@@ -54,6 +54,9 @@ class TaskRun(Aggregate):
         scheduled_for: datetime
         manual: bool
         max_attempts: int
+        as_of: datetime | None = None
+        """The instant the operation acts as of (a manual run may ask for another one
+        than ``scheduled_for``); None means ``scheduled_for``."""
 
     class Started(Aggregate.Event):
         """Signals that an attempt began on a host."""
@@ -99,6 +102,8 @@ class TaskRun(Aggregate):
         attempt: int
         counts: dict[str, int]
         duration_seconds: float
+        warnings: tuple[str, ...] = ()
+        """What the operation warned about (a customer without an e-mail, say)."""
 
     class Failed(Aggregate.Event):
         """Signals that the last allowed attempt failed: the run is over."""
@@ -133,8 +138,10 @@ class TaskRun(Aggregate):
         scheduled_for: datetime,
         manual: bool,
         max_attempts: int,
+        as_of: datetime | None = None,
     ) -> None:
         self.task_id = task_id
+        self.as_of = as_of
         self.company = company
         self.kind = kind
         self.scheduled_for = scheduled_for
@@ -184,13 +191,15 @@ class TaskRun(Aggregate):
         if self.started_at is None:
             self.started_at = self.modified_on
 
-    def succeed(self, counts: dict[str, int], duration_seconds: float) -> None:
+    def succeed(self, counts: dict[str, int], duration_seconds: float,
+                warnings: tuple[str, ...] = ()) -> None:
         self._check_status("succeed", "running")
         self._succeed(
             **self._about(),
             attempt=self.attempt,
             counts=dict(counts),
             duration_seconds=duration_seconds,
+            warnings=tuple(warnings),
         )
 
     @event(Succeeded)
@@ -203,6 +212,7 @@ class TaskRun(Aggregate):
         attempt: int,
         counts: dict[str, int],
         duration_seconds: float,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         self.status = "succeeded"
         self.session_id = None

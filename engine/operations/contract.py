@@ -13,13 +13,18 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
+from engine.domain.errors import SoaError
 from engine.ports.host import Clock
 from engine.ports.outbound import CompanyDatabase, HttpClients, MailSender, SmsSender
 from engine.ports.runs import CheckpointStore
+
+if TYPE_CHECKING:
+    from engine.erp.gateway import ErpGateway
+    from engine.erp.printing import DocumentPrinter
 
 __all__ = [
     "CheckpointStore",
@@ -42,15 +47,32 @@ class OperationPorts:
     logger: logging.Logger
 
 
+class ErpNotAvailableError(SoaError):
+    """Signals an operation that needs the company's ERP data where the host gives none."""
+
+
 @dataclass(frozen=True)
 class CompanyResources:
-    """What a run may use to act on its company: its database, outbound mail and SMS
-    (the company's accounts are given with each message), and pooled HTTP clients."""
+    """What a run may use to act on its company: its database (and the ERP data in it),
+    outbound mail and SMS (the company's accounts are given with each message), pooled
+    HTTP clients, and the PDF printer."""
 
     database: CompanyDatabase
     mail: MailSender
     sms: SmsSender
     http: HttpClients
+    erp_gateway: ErpGateway | None = None
+    printer: DocumentPrinter | None = None
+
+    @property
+    def erp(self) -> ErpGateway:
+        """The company's ERP data.
+
+        :raises ErpNotAvailableError: if the host was built without it.
+        """
+        if self.erp_gateway is None:
+            raise ErpNotAvailableError("this host gives operations no ERP data gateway")
+        return self.erp_gateway
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,20 @@ class RunContext:
     checkpoints: CheckpointStore
     resources: CompanyResources
     cancelled: threading.Event = field(default_factory=threading.Event)
+    as_of: datetime | None = None
+    """The instant a manual run asked to act as of; None: ``scheduled_for``."""
+    warnings: list[str] = field(default_factory=list)
+    """What the attempt warned about so far (see :meth:`warn`)."""
+
+    @property
+    def instant(self) -> datetime:
+        """The instant the operation acts as of: what is due up to it is done."""
+        return self.as_of if self.as_of is not None else self.scheduled_for
+
+    def warn(self, message: str) -> None:
+        """Note ``message`` (one line): the run succeeds, and its log entry is a warning
+        that lists the messages."""
+        self.warnings.append(" ".join(message.split()))
 
     @property
     def company_database_url(self) -> str:

@@ -15,6 +15,8 @@ from engine.domain.task_run import TaskRun
 from engine.ports.read_models import LogStatus
 from engine.projections.runner import NumberedEvent, Projection
 
+WARNINGS_SHOWN = 5
+"""A log entry lists at most this many of a run's warnings."""
 RUN_OUTCOMES = (TaskRun.Succeeded, TaskRun.Failed, TaskRun.Abandoned, TaskRun.Skipped)
 COMPANY_EVENTS = (*RUN_OUTCOMES, TaskDefinition.CatchUpApplied)
 
@@ -24,10 +26,17 @@ def _describe_run_outcome(event: Any) -> tuple[LogStatus, str] | None:
     match event:
         case TaskRun.Succeeded():
             done = ", ".join(f"{name}={count}" for name, count in sorted(event.counts.items()))
-            return "ok", (
+            text = (
                 f"Run succeeded on attempt {event.attempt} in {event.duration_seconds:.2f} s: "
                 f"{done or 'nothing to do'}"
             )
+            warnings = list(getattr(event, "warnings", ()) or ())
+            if not warnings:
+                return "ok", text
+            shown = "; ".join(warnings[:WARNINGS_SHOWN])
+            more = len(warnings) - WARNINGS_SHOWN
+            return "warning", f"{text}; warnings: {shown}" + (
+                f" (and {more} more)" if more > 0 else "")
         case TaskRun.Failed():
             return "error", (
                 f"Run failed after {event.attempts} attempt(s): {event.error_class}: "

@@ -20,6 +20,7 @@ LEASE_UNSAFE_REASON = "the host could not confirm its lease before running the a
 class _Call:
     counts: dict[str, int] | None = None
     error: BaseException | None = None
+    warnings: tuple[str, ...] = ()
     worker: threading.Thread | None = None
     """The operation's thread, when it outlived the timeout."""
 
@@ -95,6 +96,7 @@ class AttemptRunner:
         outcome = AttemptOutcome(
             duration_seconds=time.monotonic() - begun, timed_out=timed_out,
             counts=None if timed_out else call.counts, error=None if timed_out else call.error,
+            warnings=call.warnings,
         )
         recorded = self._runs.record_outcome(started, outcome)
         if call.worker is None:
@@ -128,6 +130,7 @@ class AttemptRunner:
         def target() -> None:
             try:
                 call.counts = counts_of(operation.run(context))
+                call.warnings = tuple(context.warnings)
             except BaseException as error:  # an operation's failure fails the attempt
                 call.error = error
 
