@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -30,6 +31,13 @@ from engine.erp.placeholders import check_template
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 """Naive times in the document are Polish time."""
+
+
+def _text_only(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(f"must be a string with two decimals, such as \"{value:.2f}\" "
+                         "(a JSON number can lose groszy)")
+    return value
 
 
 def _two_decimals(value: Decimal) -> Decimal:
@@ -49,6 +57,7 @@ def _not_negative(value: Decimal) -> Decimal:
 
 Money = Annotated[
     Decimal,
+    BeforeValidator(_text_only),
     AfterValidator(_two_decimals),
     AfterValidator(_not_negative),
     PlainSerializer(money_text, return_type=str, when_used="json"),
