@@ -40,6 +40,19 @@ class Settings(BaseSettings):
     max_catch_up: int = Field(default=100, ge=1, le=10_000)
     failure_warning_threshold: int = Field(default=3, ge=1, le=100)
     stop_grace_seconds: float = Field(default=30.0, gt=0)
+    notify_email: str = ""
+    """Comma-separated addresses that get operator notifications (a task failing again
+    and again) by e-mail; empty: they go to the host's log only."""
+    notify_smtp_host: str = "127.0.0.1"
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535)
+    notify_smtp_security: Literal["none", "starttls", "ssl"] = "starttls"
+    notify_smtp_sender: str = "soa-engine@localhost"
+    notify_smtp_username: str | None = None
+    notify_smtp_password: str | None = Field(default=None, repr=False)
+    secret_key: str | None = Field(default=None, repr=False)
+    """Key of the secrets in company data (mail passwords, SMS token); default: the file
+    ``SOA_HOME/secret.key``, made on first use. Stations sharing company databases need
+    the same key."""
 
     @field_validator("station")
     @classmethod

@@ -48,8 +48,7 @@ class KindNotAvailableError(DomainError):
     def __init__(self, kind: str) -> None:
         super().__init__(
             f"operation kind {kind!r} is built in but its handler is not available yet "
-            "(it comes with the ERP operations and synchronisation work); it cannot be "
-            "scheduled now"
+            "(it comes with the partner synchronisation work); it cannot be scheduled now"
         )
 
 
@@ -87,7 +86,8 @@ class OperationRegistry:
 
     @property
     def _factories(self) -> dict[str, _Builder]:
-        """Every kind's builder: entry points first, the given factories over them."""
+        """Every kind's builder: entry points first, the built-in handlers over them,
+        the given factories over all."""
         if self._loaded is None:
             loaded: dict[str, _Builder] = {}
             if self._load_entry_points:
@@ -95,6 +95,9 @@ class OperationRegistry:
 
                 for entry_point in entry_points(group=ENTRY_POINT_GROUP):
                     loaded[entry_point.name] = _entry_point_builder(entry_point.load)
+            # A plugin cannot take a built-in kind's name: the built-in handler wins.
+            for kind, target in _built_in_handlers().items():
+                loaded[kind] = _entry_point_builder(_importer(target))
             for kind, factory in self._extra.items():
                 loaded[kind] = _factory_builder(factory)
             self._loaded = loaded
@@ -165,6 +168,24 @@ class OperationRegistry:
 
 
 _Builder = Callable[[OperationPorts | None], Any]
+
+
+def _built_in_handlers() -> dict[str, str]:
+    from engine.operations.erp import HANDLERS
+
+    return HANDLERS
+
+
+def _importer(target: str) -> Callable[[], Any]:
+    """Imports ``module:attribute`` when called."""
+
+    def load() -> Any:
+        import importlib
+
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    return load
 
 
 def _factory_builder(factory: OperationFactory) -> _Builder:

@@ -16,6 +16,7 @@ from engine.settings import Settings
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from engine.application.erp import ErpService
     from engine.application.runs import RunService
     from engine.application.service import ServiceApplication
     from engine.application.tasks import TaskService
@@ -57,6 +58,10 @@ class Context:
     @property
     def runs(self) -> RunService:
         return self.services.runs
+
+    @property
+    def erp(self) -> ErpService:
+        return self.services.erp
 
 
 class LazyGroup(click.Group):
@@ -112,3 +117,19 @@ def print_fields(data: dict[str, Any]) -> None:
 
 def local_time(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def parse_as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """A click callback: ``--as-of`` in ISO 8601; without an offset, Polish time."""
+    if value is None:
+        return None
+    from zoneinfo import ZoneInfo
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or time; expected ISO 8601 such as 2026-12-31 or "
+            "2026-12-31T06:00 (Polish time when no offset is given)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo("Europe/Warsaw"))

@@ -4,6 +4,7 @@ services (they parse arguments and print; the services compute and decide)."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,6 +18,7 @@ from engine.service_host.cli_support import (
     context,
     local_time,
     new_table,
+    parse_as_of,
     print_fields,
     print_json,
     print_table,
@@ -267,10 +269,12 @@ def tasks_remove(task: str) -> int:
 
 @tasks.command("run-now")
 @click.argument("task")
+@click.option("--as-of", callback=parse_as_of, help="Act as of this instant instead of now "
+              "(ISO 8601; Polish time without an offset); recorded on the run.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {\"run_id\": ...}.")
-def tasks_run_now(task: str, as_json: bool) -> int:
+def tasks_run_now(task: str, as_of: datetime | None, as_json: bool) -> int:
     """Run TASK now, as an occurrence of its own (after a running one of it ends)."""
-    run_id = context().runs.run_now(task)
+    run_id = context().runs.run_now(task, as_of=as_of)
     if as_json:
         print_json({"run_id": str(run_id)})
     else:
