@@ -11,17 +11,25 @@ import base64
 import hashlib
 import smtplib
 import ssl
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from email.message import EmailMessage, Message
 from email.utils import formatdate, getaddresses, parseaddr
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from engine.ports.outbound import DeliveryError, MailSender, MailServer, OutboundMail
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 IDEMPOTENCY_HEADER = "X-SOA-Idempotency-Key"
 MAX_MESSAGE_CHARS = 500
 
 
 class SmtpMailSender(MailSender):
-    """Hands each mail to its server over a new connection (plain, STARTTLS or SSL).
+    """Hands mails to their server: ``send`` over a new connection each time (plain,
+    STARTTLS or SSL), ``session`` over one connection for many mails.
 
     ``ssl_context`` verifies the server's certificate (the system's trusted CAs by
     default); ``timeout`` bounds every network operation, in seconds.
@@ -39,29 +47,19 @@ class SmtpMailSender(MailSender):
         self._local_hostname = local_hostname
 
     def send(self, server: MailServer, mail: OutboundMail) -> str:
-        where = _address(server)
-        message_id = message_id_for(mail.idempotency_key, server.sender)
-        try:
-            message = _build(server, mail, message_id)
-        except (ValueError, TypeError) as error:
-            raise _failure(server, f"mail for {where} cannot be built: {_reason(error)}") from None
-        try:
-            self._deliver(server, message, [address for _, address in getaddresses(mail.to)])
-        except smtplib.SMTPException as error:
-            raise _failure(server, f"mail server {where} {_smtp_failure(error, server)}") from error
-        except UnicodeError as error:  # its object may hold the password: not chained
-            raise _failure(
-                server, f"mail server {where} cannot take the mail: {_reason(error)}"
-            ) from None
-        except ssl.SSLError as error:  # an untrusted certificate, no common protocol
-            raise _failure(server, f"mail server {where} TLS failed: {_reason(error)}") from error
-        except OSError as error:  # refused, unreachable, timed out, reset
-            raise _failure(
-                server, f"mail server {where} connection failed: {_reason(error)}"
-            ) from error
-        return message_id
+        with self.session(server) as send:
+            return send(mail)
 
-    def _deliver(self, server: MailServer, message: EmailMessage, recipients: list[str]) -> None:
+    def session(self, server: MailServer) -> AbstractContextManager[Callable[[OutboundMail], str]]:
+        """One connection for every mail of the session, opened (with the same security
+        and login as ``send``) at the first mail and closed at the end. If the server
+        closed it between two mails (idle timeout, 421), the mail is sent once more over
+        a new connection; a connection that failed otherwise is replaced at the next mail.
+        """
+        return _Session(self, server)
+
+    def _open(self, server: MailServer) -> _Connection:
+        """A connection secured and logged in as ``server`` says."""
         smtp = self._connect(server)
         try:
             if server.security == "starttls":
@@ -76,23 +74,14 @@ class SmtpMailSender(MailSender):
                 smtp.ehlo()
             if server.username:
                 _login(smtp, server.username, server.password or "")
-            refused = smtp.send_message(
-                message,
-                from_addr=parseaddr(server.sender)[1],
-                to_addrs=recipients,
-            )
-        finally:
+        except BaseException:
             _close_quietly(smtp)
-        if refused:
-            raise _failure(
-                server,
-                f"mail server {_address(server)} refused recipient(s) {_refused(refused)}; "
-                "the mail was accepted for the other recipient(s)",
-            )
+            raise
+        return smtp
 
-    def _connect(self, server: MailServer) -> smtplib.SMTP:
+    def _connect(self, server: MailServer) -> _Connection:
         if server.security == "ssl":
-            return smtplib.SMTP_SSL(
+            return _SslConnection(
                 server.host,
                 server.port,
                 local_hostname=self._local_hostname,
@@ -100,7 +89,7 @@ class SmtpMailSender(MailSender):
                 context=self._ssl_context,
             )
         if server.security in ("none", "starttls"):
-            return smtplib.SMTP(
+            return _Connection(
                 server.host,
                 server.port,
                 local_hostname=self._local_hostname,
@@ -111,6 +100,127 @@ class SmtpMailSender(MailSender):
             f"mail server {_address(server)} has security {server.security!r}; "
             "expected 'none', 'starttls' or 'ssl'",
         )
+
+
+class _Connection(smtplib.SMTP):
+    """An SMTP connection that notes whether a mail's DATA was begun: from then on the
+    server may have taken the mail, and sending it again could deliver it twice."""
+
+    data_begun = False
+
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        self.data_begun = True
+        return super().data(msg)
+
+
+class _SslConnection(_Connection, smtplib.SMTP_SSL):
+    """The same over TLS from the start."""
+
+
+class _Session(AbstractContextManager[Callable[[OutboundMail], str]]):
+    """What :meth:`SmtpMailSender.session` gives: ``send`` per mail, one connection kept."""
+
+    def __init__(self, sender: SmtpMailSender, server: MailServer) -> None:
+        self._sender = sender
+        self._server = server
+        self._smtp: _Connection | None = None
+        self._ended = False
+
+    def __enter__(self) -> Callable[[OutboundMail], str]:
+        return self.send
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._ended = True
+        self._drop()
+
+    def send(self, mail: OutboundMail) -> str:
+        """Deliver ``mail``; return its Message-ID.
+
+        :raises DeliveryError: as :meth:`SmtpMailSender.send` does.
+        """
+        if self._ended:
+            raise RuntimeError("the mail session has ended; open another one")
+        server = self._server
+        where = _address(server)
+        message_id = message_id_for(mail.idempotency_key, server.sender)
+        try:
+            message = _build(server, mail, message_id)
+        except (ValueError, TypeError) as error:
+            raise _failure(server, f"mail for {where} cannot be built: {_reason(error)}") from None
+        try:
+            refused = self._transmit(message, [address for _, address in getaddresses(mail.to)])
+        except smtplib.SMTPException as error:
+            raise _failure(server, f"mail server {where} {_smtp_failure(error, server)}") from error
+        except UnicodeError as error:  # its object may hold the password: not chained
+            raise _failure(
+                server, f"mail server {where} cannot take the mail: {_reason(error)}"
+            ) from None
+        except ssl.SSLError as error:  # an untrusted certificate, no common protocol
+            raise _failure(server, f"mail server {where} TLS failed: {_reason(error)}") from error
+        except OSError as error:  # refused, unreachable, timed out, reset
+            raise _failure(
+                server, f"mail server {where} connection failed: {_reason(error)}"
+            ) from error
+        if refused:
+            raise _failure(
+                server,
+                f"mail server {where} refused recipient(s) {_refused(refused)}; "
+                "the mail was accepted for the other recipient(s)",
+            )
+        return message_id
+
+    def _transmit(
+        self, message: EmailMessage, recipients: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
+        try:
+            return self._transmit_once_more_if_closed(message, recipients)
+        except BaseException:
+            self._drop()  # in an unknown state: the next mail takes a new connection
+            raise
+
+    def _transmit_once_more_if_closed(
+        self, message: EmailMessage, recipients: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
+        reused = self._smtp is not None
+        if self._smtp is None:
+            self._smtp = self._sender._open(self._server)
+        try:
+            return self._send_message(self._smtp, message, recipients)
+        except smtplib.SMTPException as error:
+            if not reused or self._smtp.data_begun or not _closed_by_server(error):
+                raise
+        # the server closed the connection kept from an earlier mail before this one began
+        self._drop()
+        self._smtp = self._sender._open(self._server)
+        return self._send_message(self._smtp, message, recipients)
+
+    def _send_message(
+        self, smtp: _Connection, message: EmailMessage, recipients: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
+        smtp.data_begun = False
+        return smtp.send_message(
+            message, from_addr=parseaddr(self._server.sender)[1], to_addrs=recipients
+        )
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            smtp, self._smtp = self._smtp, None
+            _close_quietly(smtp)
+
+
+def _closed_by_server(error: smtplib.SMTPException) -> bool:
+    """Whether ``error`` says the server ended the connection: it broke off, or it
+    answered 421 (service closing: idle too long, too many mails in one session)."""
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return any(code == 421 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code == 421
 
 
 def message_id_for(idempotency_key: str, sender: str) -> str:

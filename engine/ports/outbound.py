@@ -7,6 +7,8 @@ The composition root builds the adapters; an operation receives them in its
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from uuid import UUID
@@ -107,6 +109,19 @@ class MailSender(ABC):
 
         :raises DeliveryError: if the server refused it or could not be reached.
         """
+
+    def session(self, server: MailServer) -> AbstractContextManager[Callable[[OutboundMail], str]]:
+        """A context whose value delivers one mail through ``server`` per call, exactly as
+        ``send`` does (the same Message-ID, the same :class:`DeliveryError`s), so that an
+        adapter can keep one connection open for many mails. One thread at a time.
+
+        This default sends each mail with ``send``.
+        """
+
+        def send(mail: OutboundMail) -> str:
+            return self.send(server, mail)
+
+        return nullcontext(send)
 
 
 @dataclass(frozen=True)
