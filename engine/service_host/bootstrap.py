@@ -35,10 +35,13 @@ if TYPE_CHECKING:
 
     from engine.adapters.group_commit import GroupCommitter
     from engine.adapters.soa_store import SoaStore
+    from engine.application.erp import ErpService
     from engine.application.runs import RunService
     from engine.application.tasks import TaskService
+    from engine.erp.gateway import ErpGateways
+    from engine.erp.printing import DocumentPrinter
     from engine.operations.registry import OperationRegistry
-    from engine.ports.outbound import CompanyDatabases, HttpClients
+    from engine.ports.outbound import CompanyDatabases, HttpClients, MailSender, SmsSender
 
 
 def connection_fields(settings: Settings) -> Connection:
@@ -135,27 +138,81 @@ class ApplicationServices:
         return PooledHttpClients()
 
     @cached_property
+    def erp_gateways(self) -> ErpGateways:
+        from engine.adapters.erp_sqlalchemy import SqlErpGateways
+
+        from engine.adapters.secret_box import SecretBox
+
+        return SqlErpGateways(SecretBox.from_home(self.settings.home, self.settings.secret_key))
+
+    @cached_property
+    def printer(self) -> DocumentPrinter:
+        from engine.adapters.pdf_fpdf import FpdfDocumentPrinter
+
+        return FpdfDocumentPrinter()
+
+    @cached_property
+    def mail(self) -> MailSender:
+        from engine.adapters.mail_smtp import SmtpMailSender
+
+        return SmtpMailSender()
+
+    @cached_property
+    def sms(self) -> SmsSender:
+        from engine.adapters.sms_http import HttpSmsSender
+
+        return HttpSmsSender(self.http_clients.client("sms"))
+
+    @cached_property
+    def erp(self) -> ErpService:
+        from engine.application.erp import ErpService
+
+        return ErpService(
+            read_models=self.read_models, databases=self.company_databases,
+            gateways=self.erp_gateways, registry=self.registry, clock=self.clock,
+            mail=self.mail, sms=self.sms, printer=self.printer,
+        )
+
+    @cached_property
     def runs(self) -> RunService:
         from engine.adapters.checkpoints_sqlalchemy import SqlCheckpointStores
-        from engine.adapters.mail_smtp import SmtpMailSender
-        from engine.adapters.notifier_log import LoggingNotifier
-        from engine.adapters.sms_http import HttpSmsSender
         from engine.application.runs import RunResources, RunService
 
         resources = RunResources(
             checkpoints=SqlCheckpointStores(self.sql_engine),
             databases=self.company_databases,
-            mail=SmtpMailSender(),
-            sms=HttpSmsSender(self.http_clients.client("sms")),
+            mail=self.mail,
+            sms=self.sms,
             http=self.http_clients,
+            erp=self.erp_gateways,
+            printer=self.printer,
         )
         return RunService(
             uow=self.uow, writer=self.writer, read_models=self.read_models,
             registry=self.registry, resources=resources,
-            notifier=self.notifier or LoggingNotifier(logging.getLogger("soa.host")),
+            notifier=self.notifier or self._operator_notifier(),
             clock=self.clock, station=self.service.station,
             failure_warning_threshold=self.settings.failure_warning_threshold,
         )
+
+    def _operator_notifier(self) -> OperatorNotifier:
+        """By e-mail when ``SOA_NOTIFY_EMAIL`` names addresses, else to the host's log."""
+        from engine.adapters.notifier_email import EmailNotifier
+        from engine.adapters.notifier_log import LoggingNotifier
+        from engine.ports.outbound import MailServer
+
+        logger = logging.getLogger("soa.host")
+        settings = self.settings
+        to = tuple(address.strip() for address in settings.notify_email.split(",")
+                   if address.strip())
+        if not to:
+            return LoggingNotifier(logger)
+        server = MailServer(
+            host=settings.notify_smtp_host, port=settings.notify_smtp_port,
+            security=settings.notify_smtp_security, sender=settings.notify_smtp_sender,
+            username=settings.notify_smtp_username, password=settings.notify_smtp_password,
+        )
+        return EmailNotifier(self.mail, server, to, logger)
 
     def close(self) -> None:
         """Release connections: the company databases', HTTP clients', the store's."""

@@ -41,7 +41,13 @@ LANGS = click.Choice(["pl", "en"])
 
 @click.group(
     cls=LazyGroup,
-    lazy={name: f"engine.service_host.cli_tasks:{name}" for name in ("companies", "tasks", "runs")},
+    lazy={
+        "companies": "engine.service_host.cli_tasks:companies",
+        "tasks": "engine.service_host.cli_tasks:tasks",
+        "runs": "engine.service_host.cli_tasks:runs",
+        "erp": "engine.service_host.cli_erp:erp",
+        "simulate": "engine.service_host.cli_simulate:simulate",
+    },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option("--station", help="This station's name [env SOA_STATION; default: host name].")
