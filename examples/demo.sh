@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A short scripted demo on the embedded default (one SQLite file under SOA_HOME):
 # configure on station BIURO, start, ask the status from BIURO and from KSIEGOWOSC,
-# read the log list, stop. Uses a fresh SOA_HOME unless one is given.
+# add a task of the example plugin, then load an example company and preview and run the
+# five ERP operations into a local mail and SMS catcher; read the log list, stop. Uses a
+# fresh SOA_HOME unless one is given.
 set -euo pipefail
 export SOA_HOME="${SOA_HOME:-$(mktemp -d -t soa-demo.XXXXXX)}"
 # The example operation plugin (kind example_ping), for the host and the CLI alike.
@@ -28,6 +30,43 @@ step soa --station KSIEGOWOSC tasks add example_ping --company 'Firma A' --name 
 echo "(waiting 7 s for the running host to pick the task up and run it)"
 sleep 7
 step soa runs list --limit 5
+
+# The ERP operations on an example company, mails and SMS caught locally (nothing is
+# really sent): the catcher listens on 127.0.0.1:2525 (SMTP) and :8025 (SMS gateway).
+AS_OF=2026-12-15T08:00   # the demo acts as of this instant (Polish time)
+soa simulate mail --smtp-port 2525 --sms-port 8025 &
+CATCHER=$!
+trap 'kill $CATCHER 2>/dev/null || true' EXIT
+sleep 1
+kill -0 $CATCHER 2>/dev/null || { echo "the mail catcher could not start (see above)"; exit 1; }
+step soa --station BIURO companies add 'Firma Demo'
+step soa erp load 'Firma Demo' "$(dirname "$0")/company/firma-demo.json"
+TASKS=()
+for kind in recurring_invoices invoice_mailing dunning recurring_orders task_reminders; do
+  TASKS+=("$(soa tasks add "$kind" --company 'Firma Demo' --name "$kind" --daily 06:00)")
+done
+step soa tasks list --company 'Firma Demo'
+step soa erp preview 'Firma Demo' recurring_invoices --as-of "$AS_OF"
+step soa erp preview 'Firma Demo' dunning --as-of "$AS_OF"
+for task in "${TASKS[@]}"; do
+  soa tasks run-now "$task" --as-of "$AS_OF" >/dev/null
+  # one after another: invoices first, so that mailing finds them
+  for _ in $(seq 120); do
+    status=$(soa runs list --task "$task" --limit 1 --json | python3 -c \
+      'import json,sys; runs=json.load(sys.stdin); print(runs[0]["status"] if runs else "")')
+    case "$status" in succeeded|failed) break ;; esac
+    sleep 0.5
+  done
+done
+step soa runs list --limit 5
+step soa erp invoices 'Firma Demo'
+step soa erp service-orders 'Firma Demo'
+step soa erp dunning-history 'Firma Demo'
+step soa erp outbox 'Firma Demo'
+printf '\n\033[1m$ soa simulate mail --list   # what the customers would have received\033[0m\n'
+soa simulate mail --list | python3 -c 'import json,sys
+for m in json.load(sys.stdin):
+    print(f"{m[\"channel\"]:5} to {m[\"to\"]:32} {m[\"subject\"] or m[\"text\"][:60]}")'
 step soa --station BIURO stop
 step soa --station BIURO status
-step soa logs --limit 12
+step soa logs --limit 20
