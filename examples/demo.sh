@@ -66,7 +66,7 @@ step soa erp outbox 'Firma Demo'
 printf '\n\033[1m$ soa simulate mail --list   # what the customers would have received\033[0m\n'
 soa simulate mail --list | python3 -c 'import json,sys
 for m in json.load(sys.stdin):
-    print(f"{m[\"channel\"]:5} to {m[\"to\"]:32} {m[\"subject\"] or m[\"text\"][:60]}")'
+    print(m["channel"].ljust(6), "to", m["to"].ljust(32), m["subject"] or m["text"][:70])'
 step soa --station BIURO stop
 step soa --station BIURO status
 step soa logs --limit 20
