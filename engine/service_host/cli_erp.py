@@ -14,13 +14,13 @@ import click
 from engine.service_host.cli_support import (
     EXIT_OK,
     context,
+    key_value_params,
     local_time,
     new_table,
     parse_as_of,
     print_json,
     print_table,
 )
-from engine.service_host.cli_tasks import _params
 
 OUTBOX_STATUSES = ("pending", "sent", "failed")
 
@@ -164,7 +164,7 @@ def erp_outbox(company: str, status: str | None, as_json: bool) -> int:
 def erp_preview(company: str, kind: str, as_of: datetime | None, params: tuple[str, ...],
                 as_json: bool) -> int:
     """Show what a run of KIND on COMPANY would do; nothing is written or sent."""
-    actions = context().erp.preview(company, kind, as_of=as_of, params=_params(params))
+    actions = context().erp.preview(company, kind, as_of=as_of, params=key_value_params(params))
     if as_json:
         print_json(actions)
         return EXIT_OK

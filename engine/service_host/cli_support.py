@@ -133,3 +133,19 @@ def parse_as_of(ctx: click.Context, param: click.Parameter, value: str | None) -
             "2026-12-31T06:00 (Polish time when no offset is given)"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo("Europe/Warsaw"))
+
+
+def key_value_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``--param KEY=VALUE`` options as a mapping.
+
+    :raises DomainError: for an option without ``=`` or a key.
+    """
+    from engine.domain.errors import DomainError
+
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise DomainError(f"--param {pair!r} is not KEY=VALUE")
+        params[key.strip()] = value
+    return params

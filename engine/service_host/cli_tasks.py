@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from engine.domain.errors import DomainError
 from engine.domain.task_definition import CATCH_UP_POLICIES
 from engine.domain.task_run import RUN_STATUSES
 from engine.scheduling.schedule import ScheduleSpec
 from engine.service_host.cli_support import (
     EXIT_OK,
     context,
+    key_value_params,
     local_time,
     new_table,
     parse_as_of,
@@ -46,16 +46,6 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
             self.fail(f"{value!r} is not a duration; expected a positive number with s, m, h "
                       "or d, such as 30s, 10m or 2h", param, ctx)
         return float(match[1]) * UNIT_SECONDS[match[2]]
-
-
-def _params(pairs: tuple[str, ...]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise DomainError(f"--param {pair!r} is not KEY=VALUE")
-        params[key.strip()] = value
-    return params
 
 
 def _spec(every: str | None, daily: str | None, weekly: str | None, monthly: str | None,
@@ -173,7 +163,7 @@ def tasks_add(kind: str, company: str, name: str, every: str | None, daily: str 
         kind, company=company, name=name,
         schedule=_spec(every, daily, weekly, monthly, cron, business_days, tz),
         catch_up=catch_up, max_attempts=max_attempts, backoff_seconds=backoff,
-        timeout_seconds=timeout, params=_params(params),
+        timeout_seconds=timeout, params=key_value_params(params),
     )
     if as_json:
         print_json({"id": str(task_id)})
@@ -231,7 +221,7 @@ def tasks_edit(task: str, name: str | None, every: str | None, daily: str | None
         task, name=name, schedule=None if spec.is_empty else spec, catch_up=catch_up,
         max_attempts=max_attempts,
         backoff_seconds=backoff, timeout_seconds=timeout, clear_timeout=no_timeout,
-        params=_params(params) if params else None,
+        params=key_value_params(params) if params else None,
     )
     click.echo("task changed" if changed else "nothing to change")
     return EXIT_OK
