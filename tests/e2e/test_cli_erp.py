@@ -68,6 +68,13 @@ def test_export_loads_back_to_the_same_state_without_secrets(company: tuple[Soa,
     assert exported["email_accounts"][0]["password"] is None
     assert exported["sms_gateway"]["token"] is None
     assert "tajne-hasło-SMTP" not in json.dumps(exported)
+    # Check: the SMTP password is nowhere in clear under SOA_HOME (the company database
+    # is there), in UTF-8 or UTF-16
+    for path in soa.home.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for encoding in ("utf-8", "utf-16-le"):
+                assert "tajne-hasło-SMTP".encode(encoding) not in content, path
     soa.ok("BIURO", "companies", "add", "Kopia")
     path = folder / "export.json"
     path.write_text(json.dumps(exported), encoding="utf-8")
