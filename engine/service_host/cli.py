@@ -28,6 +28,7 @@ from engine.service_host.cli_support import (
     context,
     local_time,
     new_table,
+    parse_instant,
     print_fields,
     print_json,
     print_table,
@@ -181,14 +182,8 @@ def host() -> int:
 def _parse_since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date or time; expected ISO 8601 such as 2026-11-28 or "
-            "2026-11-28T10:00:00+01:00 (UTC when no offset is given)"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_instant(value, example="2026-11-28 or 2026-11-28T10:00:00+01:00", zone=UTC,
+                         zone_text="UTC")
 
 
 @cli.command()

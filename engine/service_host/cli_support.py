@@ -6,7 +6,7 @@ import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -119,20 +119,29 @@ def local_time(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
+def parse_instant(value: str, *, example: str, zone: tzinfo, zone_text: str) -> datetime:
+    """``value`` in ISO 8601, in ``zone`` when it has no offset.
+
+    :raises click.BadParameter: for anything else, naming an ``example``.
+    """
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date or time; expected ISO 8601 such as {example} "
+            f"({zone_text} when no offset is given)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
 def parse_as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     """A click callback: ``--as-of`` in ISO 8601; without an offset, Polish time."""
     if value is None:
         return None
     from zoneinfo import ZoneInfo
 
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a date or time; expected ISO 8601 such as 2026-12-31 or "
-            "2026-12-31T06:00 (Polish time when no offset is given)"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo("Europe/Warsaw"))
+    return parse_instant(value, example="2026-12-31 or 2026-12-31T06:00",
+                         zone=ZoneInfo("Europe/Warsaw"), zone_text="Polish time")
 
 
 def key_value_params(pairs: tuple[str, ...]) -> dict[str, str]:
