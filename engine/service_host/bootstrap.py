@@ -140,7 +140,6 @@ class ApplicationServices:
     @cached_property
     def erp_gateways(self) -> ErpGateways:
         from engine.adapters.erp_sqlalchemy import SqlErpGateways
-
         from engine.adapters.secret_box import SecretBox
 
         return SqlErpGateways(SecretBox.from_home(self.settings.home, self.settings.secret_key))
