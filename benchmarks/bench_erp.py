@@ -308,7 +308,8 @@ def warm_printer(printer: Any) -> None:
 
     data = parse_document(EXAMPLE.read_bytes())
     assert data.seller is not None
-    invoice = build_invoice(data, DueInvoice(data.recurring_invoices[0], PERIOD_START),
+    products = {product.code: product for product in data.products}
+    invoice = build_invoice(products, DueInvoice(data.recurring_invoices[0], PERIOD_START),
                             "FA/0/11/2026", "warm-up")
     buyer = next(entry for entry in data.contractors if entry.code == invoice.contractor)
     printer.invoice(invoice, data.seller, buyer, "pl")
@@ -552,7 +553,8 @@ def plain_mailing_worker(config: dict[str, Any]) -> dict[str, Any]:
     assert seller is not None
     contractors = {entry.code: entry for entry in data.contractors}
     due = due_invoices(data, {}, INSTANT.date(), [])
-    invoices = [build_invoice(data, item, f"FA/{number}/11/2026", "plain")
+    products = {product.code: product for product in data.products}
+    invoices = [build_invoice(products, item, f"FA/{number}/11/2026", "plain")
                 for number, item in enumerate(due, start=1)]
     assert len(invoices) == size
     subject_template, body_template = template_text(raw, "Faktura dla klienta")

@@ -105,6 +105,7 @@ class ErpJob:
     warn: Callable[[str], None] = lambda message: None
     is_cancelled: Callable[[], bool] = lambda: False
     _data: ErpDocument | None = None
+    _indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, ctx: RunContext, kind: str) -> ErpJob:
@@ -119,6 +120,14 @@ class ErpJob:
         if self._data is None:
             self._data = self.gateway.data()
         return self._data
+
+    def by_code(self, key: str) -> dict[str, Any]:
+        """The entries of the data's list ``key`` (``contractors``, ``templates``, ...) by
+        their code, built once per job (operations look them up per item)."""
+        index = self._indexes.get(key)
+        if index is None:
+            index = self._indexes[key] = {entry.code: entry for entry in getattr(self.data, key)}
+        return index
 
     @property
     def today(self) -> date:
@@ -186,7 +195,7 @@ def invoice_mail(job: ErpJob, invoice: Invoice, *, account: EmailAccount | None,
     ``invoice:NUMBER`` (so an invoice is mailed once, whichever operation queues it);
     None, with a warning, if it cannot be sent."""
     data = job.data
-    contractor = by_code(data.contractors, lambda entry: entry.code).get(invoice.contractor)
+    contractor = job.by_code("contractors").get(invoice.contractor)
     if contractor is None or not contractor.email:
         job.warn(f"contractor {invoice.contractor} has no e-mail; invoice {invoice.number} "
                  "was not sent")
@@ -194,7 +203,7 @@ def invoice_mail(job: ErpJob, invoice: Invoice, *, account: EmailAccount | None,
     if account is None:
         job.warn(f"the company has no e-mail account; invoice {invoice.number} was not sent")
         return None
-    template = by_code(data.templates, lambda entry: entry.code).get(template_code)
+    template = job.by_code("templates").get(template_code)
     subject = template.subject if template and template.subject else DEFAULT_INVOICE_SUBJECT
     body = template.body if template else DEFAULT_INVOICE_BODY
     values = invoice_values(invoice, contractor, data)
@@ -321,7 +330,7 @@ def _attachment(job: ErpJob, spec: str) -> MailAttachment:
     if data.seller is None:
         raise DeliveryError("the company has no seller data to print documents with; "
                             "load the seller first")
-    contractors = by_code(data.contractors, lambda entry: entry.code)
+    contractors = job.by_code("contractors")
     kind, _, rest = spec.partition(":")
     if kind == "invoice":
         layout, _, number = rest.partition(":")

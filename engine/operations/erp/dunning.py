@@ -205,7 +205,7 @@ def _execute(job: ErpJob, writer: ErpWriter, params: DunningParams, item: StageT
     """Record the stage's action and its history line; return ``done`` or ``failed``."""
     data = job.data
     receivable, contractor, stage = item.receivable, item.contractor, item.definition
-    templates = by_code(data.templates, lambda template: template.code)
+    templates = job.by_code("templates")
     template = templates.get(stage.template or "")
     values = {
         **base_values(data), "contractor_name": contractor.name,

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from engine.erp.document import ErpDocument, RecurringInvoice
+from engine.erp.document import ErpDocument, Product, RecurringInvoice
 from engine.erp.model import Invoice, InvoiceLine
 from engine.erp.money import document_amounts, line_net, money_text
 from engine.erp.rules import due_periods
@@ -23,7 +23,6 @@ from engine.operations.erp.common import (
     OperationParams,
     PlannedAction,
     batches,
-    by_code,
     deliver,
     email_account,
     invoice_mail,
@@ -65,11 +64,11 @@ def due_invoices(data: ErpDocument, last_periods: Mapping[str, date], today: dat
     return due
 
 
-def build_invoice(data: ErpDocument, due: DueInvoice, number: str, run_id: str) -> Invoice:
-    """The invoice of ``due`` numbered ``number``: issue and sale date = the period's
-    date, due = issue + payment days."""
+def build_invoice(products: Mapping[str, Product], due: DueInvoice, number: str,
+                  run_id: str) -> Invoice:
+    """The invoice of ``due`` numbered ``number`` (``products`` by code): issue and sale
+    date = the period's date, due = issue + payment days."""
     template = due.template
-    products = by_code(data.products, lambda product: product.code)
     priced = []
     for line in template.lines:
         product = products[line.product]
@@ -107,7 +106,7 @@ class RecurringInvoices:
         actions = outbox_actions(job)
         for due in due_invoices(job.data, job.gateway.last_periods(), job.today,
                                 params.templates):
-            invoice = build_invoice(job.data, due, f"{due.template.type}/?/"
+            invoice = build_invoice(job.by_code("products"), due, f"{due.template.type}/?/"
                                     f"{due.period.month:02d}/{due.period.year}", job.run_id)
             actions.append(PlannedAction("invoice", due.template.code, {
                 "period": due.period.isoformat(), "type": invoice.type,
@@ -126,7 +125,7 @@ class RecurringInvoices:
         data = job.data
         if data.recurring_invoices and data.seller is None:
             raise ValueError("the company has no seller data; load the seller first")
-        operators = by_code(data.operators, lambda operator: operator.code)
+        operators = job.by_code("operators")
         due = due_invoices(data, job.gateway.last_periods(), job.today, params.templates)
         made = issued = 0
         for batch in batches(due, params.batch_size):
@@ -136,7 +135,7 @@ class RecurringInvoices:
                     type_ = item.template.type
                     series = series_of(type_, item.period)
                     number = f"{type_}/{writer.next_number(series)}/{series.split('/', 1)[1]}"
-                    invoice = build_invoice(data, item, number, job.run_id)
+                    invoice = build_invoice(job.by_code("products"), item, number, job.run_id)
                     writer.add_invoice(invoice)
                     if item.template.mode != "issue_and_send":
                         continue

@@ -21,7 +21,6 @@ from engine.operations.erp.common import (
     OperationParams,
     PlannedAction,
     base_values,
-    by_code,
     deliver,
     email_account,
     message_entry,
@@ -142,7 +141,7 @@ class RecurringOrders:
                 notice: DueNotice) -> OutboxEntry | None:
         data = job.data
         template = notice.template
-        contractor = by_code(data.contractors, lambda entry: entry.code)[template.contractor]
+        contractor = job.by_code("contractors")[template.contractor]
         to = contractor.email if notice.channel == "email" else contractor.phone
         if not to:
             job.warn(f"contractor {contractor.code} has no "
@@ -157,8 +156,7 @@ class RecurringOrders:
         values = {**base_values(data), "contractor_name": contractor.name,
                   "contractor_code": contractor.code, "order_date": notice.date.isoformat(),
                   "order_description": template.description}
-        message_template = by_code(data.templates, lambda entry: entry.code).get(
-            template.template or "")
+        message_template = job.by_code("templates").get(template.template or "")
         return message_entry(job, key=notice.key, channel=notice.channel, to=to,
                              template=message_template, default_subject=NOTICE_SUBJECT,
                              default_body=NOTICE_BODY, values=values,

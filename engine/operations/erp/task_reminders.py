@@ -115,13 +115,12 @@ class TaskReminders:
             job.warn(f"the company has no e-mail account; the reminder of task {task.id} "
                      "was not sent")
             return None
-        contractor = by_code(data.contractors, lambda entry: entry.code).get(
-            task.contractor or "")
+        contractor = job.by_code("contractors").get(task.contractor or "")
         values = {**base_values(data), "task_title": task.title,
                   "task_start": task.start.astimezone(WARSAW).strftime("%Y-%m-%d %H:%M"),
                   "contractor_name": contractor.name if contractor else "",
                   "contractor_code": task.contractor or ""}
-        template = by_code(data.templates, lambda entry: entry.code).get(reminder.template or "")
+        template = job.by_code("templates").get(reminder.template or "")
         return message_entry(job, key=reminder_key(task), channel=reminder.channel, to=to,
                              template=template, default_subject=REMINDER_SUBJECT,
                              default_body=REMINDER_BODY, values=values, item=task.id,
