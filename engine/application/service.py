@@ -279,9 +279,16 @@ class ServiceApplication:
 
     def heartbeat(self, session_id: UUID) -> bool:
         """Renew the lease of ``session_id``; False if the session no longer owns the service."""
+        return self.renew_lease(session_id) and self.owns_service(session_id)
+
+    def renew_lease(self, session_id: UUID) -> bool:
+        """Renew the lease of ``session_id`` only (no read model: safe from any thread);
+        False if another session holds the lease."""
         now = self.clock.now()
-        if not self._leases.renew(session_id, now, self._expiry(now)):
-            return False
+        return self._leases.renew(session_id, now, self._expiry(now))
+
+    def owns_service(self, session_id: UUID) -> bool:
+        """Whether the recorded events still say ``session_id`` runs the service."""
         return self.view().session_id == session_id
 
     def end_host_session(self, session_id: UUID, pid: int) -> bool:

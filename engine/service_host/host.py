@@ -39,7 +39,7 @@ class ServiceHost:
     """Runs the service until SIGTERM/SIGINT, or until it finds it no longer owns it.
 
     Every ``refresh_seconds`` it picks up changed definitions and dispatches due
-    runs; every ``heartbeat_seconds`` it renews its lease. It starts attempts only
+    runs; every ``heartbeat_seconds`` a thread of its own renews its lease. It starts attempts only
     while its lease is surely valid (renewed less than ``lease_seconds -
     heartbeat_seconds`` ago). It applies parameter changes (the log retention)
     live and deletes expired log entries at start, every hour and at every
@@ -63,6 +63,7 @@ class ServiceHost:
         self.pid = os.getpid()
         self.machine = socket.gethostname()
         self.stopping = threading.Event()
+        self._lost = threading.Event()
         self._lease_renewed_at = time.monotonic()
 
     def request_stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
@@ -91,6 +92,10 @@ class ServiceHost:
             "service started on station %s (session %s, process %d)",
             self.app.station, session_id, self.pid,
         )
+        heartbeat = threading.Thread(
+            target=self._beat, args=(session_id,), name="soa-heartbeat", daemon=True
+        )
+        heartbeat.start()
         scheduler = (
             self.scheduler_factory(session_id, self.lease_is_safe)
             if self.scheduler_factory else None
@@ -98,27 +103,46 @@ class ServiceHost:
         try:
             return self._serve(session_id, scheduler)
         finally:
+            self.stopping.set()
             if scheduler is not None:
                 scheduler.stop()
+            heartbeat.join()
+
+    def _beat(self, session_id: UUID) -> None:
+        """Renew the lease every ``heartbeat_seconds`` on a thread of its own, so no slow
+        start, query or refresh of the main loop can let it expire."""
+        while not self.stopping.wait(self.heartbeat_seconds):
+            beat = time.monotonic()
+            try:
+                renewed = self.app.renew_lease(session_id)
+            except StoreUnavailableError as error:
+                self.logger.error("database unreachable, lease not renewed: %s", error.message)
+                continue
+            if not renewed:
+                self._lost.set()
+                self.stopping.set()
+                return
+            self._lease_renewed_at = beat
 
     def _serve(self, session_id: UUID, scheduler: Scheduler | None) -> int:
         retention = self.app.view().log_retention_days
         last_prune = self._prune()
         if scheduler is not None:
             scheduler.start()
-        last_beat = time.monotonic()
+        last_check = time.monotonic()
         while not self.stopping.wait(self.refresh_seconds):
             try:
-                if time.monotonic() - last_beat >= self.heartbeat_seconds:
-                    last_beat = time.monotonic()
-                    if not self.app.heartbeat(session_id):
+                if time.monotonic() - last_check >= self.heartbeat_seconds:
+                    last_check = time.monotonic()
+                    if not self.app.owns_service(session_id):
                         return self._lease_lost(session_id)
-                    self._lease_renewed_at = last_beat
                     retention, last_prune = self._apply_parameters(retention, last_prune)
                 if scheduler is not None:
                     scheduler.refresh()
             except StoreUnavailableError as error:
                 self.logger.error("database unreachable, retrying: %s", error.message)
+        if self._lost.is_set():
+            return self._lease_lost(session_id)
         if scheduler is not None:
             scheduler.stop()
         if not self.app.end_host_session(session_id, self.pid):
