@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     notify_smtp_sender: str = "soa-engine@localhost"
     notify_smtp_username: str | None = None
     notify_smtp_password: str | None = Field(default=None, repr=False)
+    api_bind: str = "127.0.0.1:8765"
+    """Where the host serves the HTTP API and dashboard, ``HOST:PORT`` (port 0: a free
+    one; empty: no API)."""
+    api_token: str | None = Field(default=None, repr=False)
+    """The API's bearer token; default: the file ``SOA_HOME/api-token``, made on first use."""
     secret_key: str | None = Field(default=None, repr=False)
     """Key of the secrets in company data (mail passwords, SMS token); default: the file
     ``SOA_HOME/secret.key``, made on first use. Stations sharing company databases need
@@ -69,6 +74,21 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("api_bind")
+    @classmethod
+    def _check_api_bind(cls, bind: str) -> str:
+        bind = bind.strip()
+        if bind and api_address(bind) is None:
+            raise ValueError(
+                f"{bind!r} is not HOST:PORT with a port from 0 to 65535 (e.g. 127.0.0.1:8765)"
+            )
+        return bind
+
+    @property
+    def api_address(self) -> tuple[str, int] | None:
+        """``(host, port)`` of ``SOA_API_BIND``; None when the API is off."""
+        return api_address(self.api_bind) if self.api_bind else None
+
     @field_validator("home")
     @classmethod
     def _expand_home(cls, home: Path) -> Path:
@@ -84,3 +104,12 @@ class Settings(BaseSettings):
     @property
     def uses_embedded_store(self) -> bool:
         return not self.database_url
+
+
+def api_address(bind: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as a pair; None if malformed."""
+    host, sep, port = bind.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return None
+    return host, int(port)

@@ -102,8 +102,10 @@ class FakeReadModels(ReadModels):
     def log_entries(
         self, *, not_before: datetime, status: LogStatus | None = None,
         operation: str | None = None, company: str | None = None, limit: int = 100,
+        offset: int = 0,
     ) -> list[LogEntry]:
-        return [entry for entry in self.entries if entry.time >= not_before][:limit]
+        return [entry for entry in self.entries if entry.time >= not_before][
+            offset:offset + limit]
 
     def delete_log_entries_before(self, cutoff: datetime) -> int:
         self.deleted_before.append(cutoff)
@@ -131,7 +133,7 @@ class FakeReadModels(ReadModels):
         return len(self.task_views), sum(task.version for task in self.task_views.values())
 
     def runs(self, *, task_id: UUID | None = None, status: str | None = None,
-             limit: int | None = 100) -> list[RunView]:
+             limit: int | None = 100, offset: int = 0) -> list[RunView]:
         return []
 
     def run(self, run_id: UUID) -> RunView | None:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -34,10 +35,11 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from engine.ports.store import StoreUnavailableError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables this release writes; a store at this version is opened
-without DDL. Release 0.1 had no version row: its stores are brought to version 1 by
-creating what is missing (nothing of theirs changes)."""
+without DDL. Older stores are brought to it by creating the tables and adding the
+nullable columns they miss (nothing of theirs changes): release 0.1 had no version row;
+version 2 added ``soa_service_view.api_url``."""
 
 SCHEMA_LOCK_KEY = 0x50A_E461  # PostgreSQL advisory lock serialising table creation
 
@@ -87,6 +89,7 @@ service_view = Table(
     Column("pid", Integer),
     Column("host", String(255)),
     Column("since", UtcDateTime()),
+    Column("api_url", String(300)),
 )
 
 log_entries = Table(
@@ -207,10 +210,31 @@ def ensure_schema(engine: Engine, create_event_tables: Callable[[], None]) -> bo
         def create() -> None:
             create_event_tables()
             metadata.create_all(engine, checkfirst=True)
+            _add_missing_columns(engine)
             _set_version(engine)
 
         _retrying_races(create)
     return True
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns a table of an older release lacks."""
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise StoreUnavailableError(
+                    f"table {table.name} lacks column {column.name}, which cannot be added "
+                    "to existing rows; restore the store or rebuild it"
+                )
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as connection:
+                connection.execute(
+                    text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                )
 
 
 def _checked_version(engine: Engine) -> int | None:

@@ -8,15 +8,13 @@ or the key.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from engine.adapters.private_files import read_or_create
 from engine.domain.errors import SoaError
 
 KEY_FILE = "secret.key"
@@ -107,31 +105,17 @@ def _fernet(raw: bytes, what: str) -> Fernet:
 
 
 def _read_or_create(path: Path, create: bool) -> bytes | None:
-    try:
-        return _read(path)
-    except FileNotFoundError:
-        if not create:
-            return None
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # written aside, then linked into place: a concurrent reader sees a whole key or none
-    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(Fernet.generate_key())
-            file.flush()
-            os.fsync(file.fileno())
-        with contextlib.suppress(FileExistsError):  # another process created it meanwhile
-            os.link(draft, path)
-    finally:
-        draft.unlink(missing_ok=True)
-    return _read(path)
+    raw = read_or_create(path, Fernet.generate_key, create=create)
+    if raw is None:
+        return None
+    _check_key_file(path, raw)
+    return raw
 
 
-def _read(path: Path) -> bytes:
-    raw = path.read_bytes().strip()
+def _check_key_file(path: Path, raw: bytes) -> None:
     if not raw:
         raise SecretKeyError(f"the key file {path} is empty; restore it from a backup or "
                              "the station that stored the secrets")
     _fernet(raw, f"the key file {path}")
-    return raw
+
+

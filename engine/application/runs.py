@@ -26,7 +26,7 @@ from engine.domain.task_definition import RetryPolicy, TaskDefinition
 from engine.domain.task_run import RUN_STATUSES, TaskRun
 from engine.operations.contract import CompanyResources, Operation, RunContext
 from engine.operations.registry import OperationRegistry
-from engine.ports.host import Clock, OperatorNotifier
+from engine.ports.host import Clock, OperatorNotifier, RunObserver
 from engine.ports.outbound import CompanyDatabases, HttpClients, MailSender, SmsSender
 from engine.ports.read_models import ReadModels, RunView, TaskView
 from engine.ports.runs import CheckpointStores
@@ -137,8 +137,10 @@ class RunService:
         station: str,
         failure_warning_threshold: int = 3,
         rng: random.Random | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self._uow = uow
+        self._observer = observer
         self._writer = writer
         self.read_models = read_models
         self.registry = registry
@@ -184,9 +186,10 @@ class RunService:
         return self._uow.retrying(record)
 
     def runs(
-        self, *, task: str | None = None, status: str | None = None, limit: int | None = 100
+        self, *, task: str | None = None, status: str | None = None,
+        limit: int | None = 100, offset: int = 0,
     ) -> list[RunView]:
-        """Runs, newest first (of ``task``, in ``status``)."""
+        """Runs, newest first (of ``task``, in ``status``), skipping the ``offset`` newest."""
         if status is not None and status not in RUN_STATUSES:
             raise InvalidRequestError(
                 f"run status {status!r} is not known; allowed are {', '.join(RUN_STATUSES)}"
@@ -196,7 +199,8 @@ class RunService:
         else:
             self.read_models.catch_up()
             task_id = None
-        return self.read_models.runs(task_id=task_id, status=status, limit=limit)
+        return self.read_models.runs(task_id=task_id, status=status, limit=limit,
+                                     offset=offset)
 
     def run(self, reference: str) -> tuple[RunView, list[RunHistoryEntry]]:
         """The run and its full event history."""
@@ -369,6 +373,10 @@ class RunService:
         """Queue the attempt's outcome: success, or a failed attempt followed by a retry
         (exponential backoff with jitter) or, after the last attempt, the failure."""
         run, task = started.run, started.task
+        if self._observer is not None:
+            ended = ("succeeded" if outcome.succeeded
+                     else "timed_out" if outcome.timed_out else "failed")
+            self._observer.attempt_ended(task.kind, ended, outcome.duration_seconds)
         if outcome.succeeded:
             run.succeed(outcome.counts or {}, outcome.duration_seconds, outcome.warnings)
         else:

@@ -41,6 +41,8 @@ class ServiceStatus:
     text: str
     host: HostInfo | None
     warnings: tuple[str, ...] = ()
+    api_url: str | None = None
+    """Where the running host serves its HTTP API and dashboard."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class ServiceStatus:
                 {"pid": self.host.pid, "since": self.host.since.isoformat()} if self.host else None
             ),
             "warnings": list(self.warnings),
+            "api_url": self.api_url,
         }
 
 
@@ -135,6 +138,7 @@ class ServiceApplication:
             text=status_text(state, view.station, asking, lang),
             host=host if state == "running" else None,
             warnings=self._warnings(),
+            api_url=view.api_url if state == "running" else None,
         )
 
     def _warnings(self) -> tuple[str, ...]:
@@ -164,14 +168,16 @@ class ServiceApplication:
         operation: str | None = None,
         company: str | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[LogEntry]:
-        """Log entries, newest first, never older than the retention."""
+        """Log entries, newest first, never older than the retention; the ``offset``
+        newest that match are skipped."""
         view = self._settled_view()
         cutoff = self._retention_cutoff(view.log_retention_days)
         not_before = max(cutoff, since) if since else cutoff
         return self.read_models.log_entries(
             not_before=not_before, status=status, operation=operation, company=company,
-            limit=limit,
+            limit=limit, offset=offset,
         )
 
     def view(self) -> ServiceView:
@@ -256,8 +262,9 @@ class ServiceApplication:
         self._liveness.record_crash_if_dead()
         self._liveness.settled_ownership().check_can_start(self.station)
 
-    def begin_host_session(self, pid: int, host: str) -> UUID:
-        """Record that host process ``pid`` on machine ``host`` runs the service here.
+    def begin_host_session(self, pid: int, host: str, api_url: str | None = None) -> UUID:
+        """Record that host process ``pid`` on machine ``host`` runs the service here
+        (serving its API at ``api_url``).
 
         Never applied again after a conflict: two hosts starting at once, one wins.
 
@@ -266,7 +273,7 @@ class ServiceApplication:
         self._check_stationary()
         ownership = self._liveness.settled_ownership()
         session_id = uuid4()
-        ownership.start(self.station, session_id, pid, host)
+        ownership.start(self.station, session_id, pid, host, api_url)
         self._uow.save(ownership)
         now = self.clock.now()
         self._leases.acquire(

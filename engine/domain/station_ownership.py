@@ -61,6 +61,8 @@ class StationOwnership(Aggregate):
         session_id: UUID
         pid: int
         host: str
+        api_url: str | None = None
+        """Where the host serves its HTTP API (None: no API; events before 0.3)."""
 
     class Stopped(Aggregate.Event):
         """Signals that the host session stopped gracefully."""
@@ -126,20 +128,27 @@ class StationOwnership(Aggregate):
         if self.station != station:
             raise ConfiguredElsewhereError(self.station, station)
 
-    def start(self, station: str, session_id: UUID, pid: int, host: str) -> None:
-        """Record that a host process ``pid`` on machine ``host`` runs the service.
+    def start(
+        self, station: str, session_id: UUID, pid: int, host: str, api_url: str | None = None
+    ) -> None:
+        """Record that a host process ``pid`` on machine ``host`` runs the service (and
+        serves its API at ``api_url``).
 
         :raises NotConfiguredError, ConfiguredElsewhereError, AlreadyRunningError,
             RunningElsewhereError: as the names say.
         """
         self.check_can_start(station)
-        self._start(station=station, session_id=session_id, pid=pid, host=host)
+        self._start(station=station, session_id=session_id, pid=pid, host=host,
+                    api_url=api_url)
 
     @event(Started)
-    def _start(self, station: str, session_id: UUID, pid: int, host: str) -> None:
+    def _start(
+        self, station: str, session_id: UUID, pid: int, host: str, api_url: str | None = None
+    ) -> None:
         self.session_id = session_id
         self.pid = pid
         self.host = host
+        self.api_url = api_url
         self.started_at = self.modified_on
 
     def check_is_current(self, session_id: UUID) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 from uuid import UUID
 
 from engine.domain.errors import DomainError
@@ -95,3 +96,10 @@ class OperatorNotifier(ABC):
     @abstractmethod
     def notify(self, subject: str, message: str) -> None:
         """Deliver one notification; must not raise for delivery problems it can log."""
+
+
+class RunObserver(Protocol):
+    """Told of every attempt's end as the host records it (for metrics)."""
+
+    def attempt_ended(self, kind: str, outcome: str, duration_seconds: float) -> None:
+        """``outcome``: ``succeeded``, ``failed`` or ``timed_out``."""

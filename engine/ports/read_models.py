@@ -35,6 +35,7 @@ class ServiceView:
     pid: int | None
     host: str | None
     since: datetime | None
+    api_url: str | None = None
 
     @property
     def is_configured(self) -> bool:
@@ -179,8 +180,10 @@ class ReadModels(ABC):
     def log_entries(
         self, *, not_before: datetime, status: LogStatus | None = None,
         operation: str | None = None, company: str | None = None, limit: int = 100,
+        offset: int = 0,
     ) -> list[LogEntry]:
-        """The newest ``limit`` entries from ``not_before`` on, newest first."""
+        """The newest ``limit`` entries from ``not_before`` on, newest first, after
+        skipping the ``offset`` newest."""
 
     @abstractmethod
     def delete_log_entries_before(self, cutoff: datetime) -> int:
@@ -223,9 +226,9 @@ class ReadModels(ABC):
     @abstractmethod
     def runs(
         self, *, task_id: UUID | None = None, status: str | None = None,
-        limit: int | None = 100,
+        limit: int | None = 100, offset: int = 0,
     ) -> list[RunView]:
-        """Runs, newest scheduled first."""
+        """Runs, newest scheduled first, after skipping the ``offset`` newest."""
 
     @abstractmethod
     def run(self, run_id: UUID) -> RunView | None: ...

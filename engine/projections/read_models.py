@@ -71,6 +71,20 @@ class SqlReadModels(ReadModels):
         return self.runner.rebuild()
 
     @translating_store_errors
+    def lag(self) -> int:
+        """Events recorded that not every read model has applied yet."""
+        return self.runner.lag()
+
+    @translating_store_errors
+    def run_counts(self) -> dict[tuple[str, str], int]:
+        """How many runs each (kind, status) has."""
+        query = select(runs.c.kind, runs.c.status, func.count()).group_by(
+            runs.c.kind, runs.c.status
+        )
+        with self.sql_engine.connect() as connection:
+            return {(kind, status): count for kind, status, count in connection.execute(query)}
+
+    @translating_store_errors
     def service_view(self) -> ServiceView:
         with self.sql_engine.connect() as connection:
             row = connection.execute(
@@ -84,12 +98,14 @@ class SqlReadModels(ReadModels):
             pid=row.pid,
             host=row.host,
             since=row.since,
+            api_url=row.api_url,
         )
 
     @translating_store_errors
     def log_entries(
         self, *, not_before: datetime, status: LogStatus | None = None,
         operation: str | None = None, company: str | None = None, limit: int = 100,
+        offset: int = 0,
     ) -> list[LogEntry]:
         query = select(log_entries).where(log_entries.c.time >= not_before)
         if status is not None:
@@ -98,7 +114,8 @@ class SqlReadModels(ReadModels):
             query = query.where(log_entries.c.operation == operation)
         if company is not None:
             query = query.where(log_entries.c.company == company)
-        query = query.order_by(log_entries.c.time.desc(), log_entries.c.id.desc()).limit(limit)
+        query = query.order_by(log_entries.c.time.desc(), log_entries.c.id.desc())
+        query = query.limit(limit).offset(offset)
         with self.sql_engine.connect() as connection:
             rows = connection.execute(query).all()
         return [
@@ -177,14 +194,14 @@ class SqlReadModels(ReadModels):
     @translating_store_errors
     def runs(
         self, *, task_id: UUID | None = None, status: str | None = None,
-        limit: int | None = 100,
+        limit: int | None = 100, offset: int = 0,
     ) -> list[RunView]:
         query = select(runs)
         if task_id is not None:
             query = query.where(runs.c.task_id == str(task_id))
         if status is not None:
             query = query.where(runs.c.status == status)
-        query = query.order_by(runs.c.scheduled_for.desc(), runs.c.id)
+        query = query.order_by(runs.c.scheduled_for.desc(), runs.c.id).offset(offset)
         if limit is not None:
             query = query.limit(limit)
         with self.sql_engine.connect() as connection:

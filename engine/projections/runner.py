@@ -112,6 +112,11 @@ class ProjectionRunner:
     def position(self, name: str) -> int:
         return self._positions_and_head()[0][name]
 
+    def lag(self) -> int:
+        """How many events the furthest-behind projection has yet to apply."""
+        positions, head = self._positions_and_head()
+        return max((head - position for position in positions.values()), default=head)
+
     def _positions_and_head(self) -> tuple[dict[str, int], int]:
         """Every projection's position and the last notification id, on one connection."""
         with self._engine.connect() as connection:

@@ -51,7 +51,9 @@ class ServiceViewProjection(Projection):
                     "pid": event.pid,
                     "host": event.host,
                     "since": event.timestamp,
+                    "api_url": event.api_url,
                 }
             case StationOwnership.Stopped() | StationOwnership.Crashed():
-                return {"session_id": None, "pid": None, "host": None, "since": None}
+                return {"session_id": None, "pid": None, "host": None, "since": None,
+                        "api_url": None}
         return {}

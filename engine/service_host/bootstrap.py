@@ -25,7 +25,14 @@ from engine.adapters.sql import create_sql_engine, parse_database_url, store_err
 from engine.application.liveness import HostLiveness
 from engine.application.service import Connection, ServiceApplication
 from engine.application.unit_of_work import UnitOfWork
-from engine.ports.host import Clock, CredentialChecker, OperatorNotifier, Processes, SystemClock
+from engine.ports.host import (
+    Clock,
+    CredentialChecker,
+    OperatorNotifier,
+    Processes,
+    RunObserver,
+    SystemClock,
+)
 from engine.projections.read_models import SqlReadModels
 from engine.service_host.host import SchedulerFactory
 from engine.settings import Settings
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
     from engine.erp.printing import DocumentPrinter
     from engine.operations.registry import OperationRegistry
     from engine.ports.outbound import CompanyDatabases, HttpClients, MailSender, SmsSender
+    from engine.service_host.api.server import ApiServer
 
 
 def connection_fields(settings: Settings) -> Connection:
@@ -80,6 +88,8 @@ class ApplicationServices:
     processes: Processes
     registry_factory: Callable[[], OperationRegistry]
     notifier: OperatorNotifier | None = None
+    observer: RunObserver | None = None
+    """Told of every attempt's end (the host's metrics); set before :attr:`runs` is built."""
 
     @cached_property
     def uow(self) -> UnitOfWork:
@@ -98,10 +108,23 @@ class ApplicationServices:
 
     @cached_property
     def service(self) -> ServiceApplication:
+        return self._service_of(self.settings.station)
+
+    def service_for(self, station: str | None) -> ServiceApplication:
+        """The service as ``station`` sees it (None: this station), for a command another
+        station gives through the API.
+
+        :raises InvalidStationError: for a malformed station name.
+        """
+        if station is None or station == self.settings.station:
+            return self.service
+        return self._service_of(station)
+
+    def _service_of(self, station: str) -> ServiceApplication:
         return ServiceApplication(
             uow=self.uow, read_models=self.read_models, liveness=self.liveness,
             leases=self.leases, credentials=self.credentials, clock=self.clock,
-            station=self.settings.station, connection=self.connection,
+            station=station, connection=self.connection,
             failure_warning_threshold=self.settings.failure_warning_threshold,
         )
 
@@ -192,6 +215,7 @@ class ApplicationServices:
             notifier=self.notifier or self._operator_notifier(),
             clock=self.clock, station=self.service.station,
             failure_warning_threshold=self.settings.failure_warning_threshold,
+            observer=self.observer,
         )
 
     def _operator_notifier(self) -> OperatorNotifier:
@@ -291,6 +315,36 @@ def scheduler_factory(services: ApplicationServices, logger: logging.Logger) -> 
                              logger=logger, may_run=may_run)
 
     return build
+
+
+def api_token(settings: Settings) -> str:
+    """The API's bearer token (``SOA_API_TOKEN``, else ``SOA_HOME/api-token``, made once)."""
+    from engine.adapters.api_token import api_token as load
+
+    return load(settings.home, settings.api_token)
+
+
+def host_api(services: ApplicationServices, logger: logging.Logger) -> ApiServer | None:
+    """The host's HTTP API and dashboard, bound to ``SOA_API_BIND`` (None when empty),
+    with the metrics that the host's runs report to; call before :attr:`runs` is built.
+
+    :raises ApiBindError: if the address cannot be bound.
+    """
+    address = services.settings.api_address
+    if address is None:
+        return None
+    from engine.adapters.metrics_prometheus import EngineMetrics, StoreFigures
+    from engine.service_host.api.app import create_app
+    from engine.service_host.api.server import ApiServer, bind
+
+    metrics = EngineMetrics()
+    metrics.add_store_figures(StoreFigures(
+        run_counts=services.read_models.run_counts, projection_lag=services.read_models.lag,
+        lease=services.leases.current, now=services.clock.now,
+    ))
+    services.observer = metrics
+    app = create_app(services, token=api_token(services.settings), metrics=metrics)
+    return ApiServer(app, bind(*address), logger)
 
 
 def build_application(

@@ -130,6 +130,15 @@ def configure_show(as_json: bool) -> int:
     return EXIT_OK
 
 
+@cli.command("api-token")
+def api_token_command() -> int:
+    """Print the bearer token of the HTTP API and dashboard (made at first use)."""
+    from engine.service_host.bootstrap import api_token
+
+    click.echo(api_token(context().settings))
+    return EXIT_OK
+
+
 @cli.command()
 def start() -> int:
     """Start the service on this station in the background; return once it runs."""
@@ -157,7 +166,7 @@ def _report(outcome: Outcome) -> int:
 @cli.command()
 def host() -> int:
     """Run the service in the foreground (for systemd or a Windows service manager)."""
-    from engine.service_host.bootstrap import scheduler_factory
+    from engine.service_host.bootstrap import host_api, scheduler_factory
     from engine.service_host.host import ServiceHost
 
     current = context()
@@ -167,10 +176,12 @@ def host() -> int:
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logger = logging.getLogger("soa.host")
+    current.app.check_can_start()
     service_host = ServiceHost(
         current.app, heartbeat_seconds=current.settings.heartbeat_seconds, logger=logger,
         refresh_seconds=current.settings.refresh_seconds,
         scheduler_factory=scheduler_factory(current.services, logger),
+        api=host_api(current.services, logger),
     )
     service_host.install_signal_handlers()
     try:

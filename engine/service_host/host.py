@@ -35,6 +35,16 @@ SchedulerFactory = Callable[[UUID, Callable[[], bool]], Scheduler]
 """Builds the scheduler of a host session, given the session and a may-run check."""
 
 
+class ApiService(Protocol):
+    """What the host needs of its HTTP server (see :mod:`.api.server`): bound already,
+    so that its ``url`` is known before the session begins."""
+
+    url: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 class ServiceHost:
     """Runs the service until SIGTERM/SIGINT, or until it finds it no longer owns it.
 
@@ -54,8 +64,10 @@ class ServiceHost:
         logger: logging.Logger,
         refresh_seconds: float = 1.0,
         scheduler_factory: SchedulerFactory | None = None,
+        api: ApiService | None = None,
     ) -> None:
         self.app = app
+        self.api = api
         self.heartbeat_seconds = heartbeat_seconds
         self.refresh_seconds = min(refresh_seconds, heartbeat_seconds)
         self.logger = logger
@@ -86,12 +98,21 @@ class ServiceHost:
 
         :raises DomainError: if the service may not start here (nothing is recorded).
         """
-        session_id = self.app.begin_host_session(self.pid, self.machine)
+        try:
+            session_id = self.app.begin_host_session(
+                self.pid, self.machine, self.api.url if self.api else None
+            )
+        except BaseException:
+            if self.api is not None:
+                self.api.stop()
+            raise
         self._lease_renewed_at = time.monotonic()
         self.logger.info(
             "service started on station %s (session %s, process %d)",
             self.app.station, session_id, self.pid,
         )
+        if self.api is not None:
+            self.api.start()
         heartbeat = threading.Thread(
             target=self._beat, args=(session_id,), name="soa-heartbeat", daemon=True
         )
@@ -106,6 +127,8 @@ class ServiceHost:
             self.stopping.set()
             if scheduler is not None:
                 scheduler.stop()
+            if self.api is not None:
+                self.api.stop()
             heartbeat.join()
 
     def _beat(self, session_id: UUID) -> None:

@@ -1,0 +1,59 @@
+"""The FastAPI application of the host: the ``/api`` endpoints, ``/metrics`` and the
+dashboard, over the host's application services."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from fastapi import Depends, FastAPI, Request, Response
+
+from engine.adapters.metrics_prometheus import CONTENT_TYPE, EngineMetrics
+from engine.service_host.api import routes
+from engine.service_host.api.auth import require_token
+from engine.service_host.api.errors import install_error_handlers
+
+if TYPE_CHECKING:
+    from engine.service_host.bootstrap import ApplicationServices
+
+API_VERSION = "1"
+
+
+def create_app(
+    services: ApplicationServices, *, token: str, metrics: EngineMetrics | None = None
+) -> FastAPI:
+    """The HTTP application over ``services``; requests need ``token`` (but health, the
+    login page and static files)."""
+    app = FastAPI(
+        title="SOA Engine API",
+        version=API_VERSION,
+        description="Status, logs, configuration, companies, tasks, runs and company data "
+        "of the automatic operations service. Send 'Authorization: Bearer <token>' (the "
+        "token is printed by 'soa api-token').",
+    )
+    app.state.services = services
+    app.state.token = token
+    app.state.metrics = metrics or EngineMetrics()
+    install_error_handlers(app)
+    app.include_router(routes.health)
+    app.include_router(routes.api)
+
+    @app.get("/metrics", dependencies=[Depends(require_token)], include_in_schema=False)
+    def get_metrics(request: Request) -> Response:
+        return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        app.state.metrics.request_answered(
+            request.method, path, response.status_code, time.perf_counter() - started
+        )
+        return response
+
+    return app

@@ -1,0 +1,349 @@
+"""The ``/api`` endpoints: each parses its request, calls one application service (the
+same the CLI calls) and returns its JSON (the same the CLI prints with ``--json``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.application.errors import InvalidRequestError
+from engine.ports.read_models import LogStatus
+from engine.scheduling.schedule import ScheduleSpec
+from engine.service_host.api.auth import require_token
+
+if TYPE_CHECKING:
+    from engine.service_host.bootstrap import ApplicationServices
+
+MAX_PAGE = 1000
+NEXT_OFFSET_HEADER = "X-Next-Offset"
+"""Set on a page of a list when more entries follow: the ``offset`` of the next page."""
+
+
+health = APIRouter(tags=["health"])
+api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many, newest first.")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Skip this many newest.")]
+
+
+def services(request: Request) -> ApplicationServices:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("needs a time zone, such as 2026-12-31T06:00:00+01:00 or ...Z")
+    return value
+
+
+def page(response: Response, items: list[Any], limit: int, offset: int) -> list[Any]:
+    """The first ``limit`` of ``items`` (fetched one more than asked for), with the next
+    page's offset in a header when there is one."""
+    if len(items) > limit:
+        response.headers[NEXT_OFFSET_HEADER] = str(offset + limit)
+    return items[:limit]
+
+
+# -- health, status, logs, configuration ------------------------------------------------
+
+
+@health.get("/api/health")
+def get_health(request: Request) -> dict[str, Any]:
+    """Whether the API answers (no token needed)."""
+    return {"status": "ok", "station": request.app.state.services.settings.station}
+
+
+@api.get("/status")
+def get_status(
+    request: Request,
+    station: Annotated[str | None, Query(max_length=64, description="The station asking.")]
+    = None,
+    lang: Annotated[Literal["pl", "en"] | None, Query()] = None,
+) -> dict[str, Any]:
+    """The same JSON as ``soa status --json``, the text as ``station`` sees it."""
+    app_services = services(request)
+    result = app_services.service.status(
+        lang or app_services.settings.lang, station=station
+    ).as_json()
+    return result
+
+
+@api.get("/logs")
+def get_logs(
+    request: Request,
+    response: Response,
+    since: Annotated[datetime | None, Query(description="Only entries from then on.")] = None,
+    status_: Annotated[LogStatus | None, Query(alias="status")] = None,
+    operation: Annotated[str | None, Query(max_length=64)] = None,
+    company: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict[str, Any]]:
+    """Log entries, newest first, as ``soa logs --json``; header ``X-Next-Offset`` when
+    more follow."""
+    try:
+        since = _aware(since)
+    except ValueError as error:
+        raise InvalidRequestError(f"since {error}") from None
+    entries = services(request).service.logs(
+        since=since, status=status_, operation=operation, company=company,
+        limit=limit + 1, offset=offset,
+    )
+    return page(response, [entry.as_json() for entry in entries], limit, offset)
+
+
+@api.get("/config")
+def get_config(request: Request) -> dict[str, Any]:
+    """The configuration as ``soa configure show --json`` (no password: none is kept)."""
+    return services(request).service.configuration().as_json()
+
+
+class LogRetention(StrictModel):
+    days: int = Field(description="Keep log entries this many days (5 to 30).")
+
+
+@api.put("/config/log-retention")
+def put_log_retention(request: Request, body: LogRetention) -> dict[str, Any]:
+    """Allowed from any station; older entries are deleted at once."""
+    changed = services(request).service.set_log_retention(body.days)
+    return {"log_retention_days": body.days, "changed": changed}
+
+
+class AccountChange(StrictModel):
+    account: str = Field(max_length=300, description="DOMAIN\\user or COMPUTER\\user.")
+    password: str = Field(max_length=1000, repr=False,
+                          description="Checked, never stored or logged.")
+    station: str | None = Field(default=None, max_length=64,
+                                description="The station giving the command (default: "
+                                "the host's).")
+
+
+@api.put("/config/account")
+def put_account(request: Request, body: AccountChange) -> dict[str, Any]:
+    """Set the account the service runs under, with the CLI's station rules."""
+    service = services(request).service_for(body.station)
+    service.check_can_set_account(body.account)
+    service.set_account(body.account, body.password)
+    return {"account": service.view().account, "station": service.station}
+
+
+# -- companies and tasks -----------------------------------------------------------------
+
+
+@api.get("/companies")
+def get_companies(request: Request) -> list[dict[str, Any]]:
+    return [company.as_json() for company in services(request).tasks.companies()]
+
+
+class NewCompany(StrictModel):
+    name: str = Field(max_length=200)
+    database_url: str | None = Field(default=None, max_length=2000)
+
+
+@api.post("/companies", status_code=status.HTTP_201_CREATED)
+def post_company(request: Request, body: NewCompany) -> dict[str, Any]:
+    return services(request).tasks.add_company(body.name, body.database_url).as_json()
+
+
+@api.delete("/companies/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_company(request: Request, name: str) -> None:
+    services(request).tasks.remove_company(name)
+
+
+class ScheduleFields(StrictModel):
+    every: str | None = Field(default=None, max_length=50, examples=["30m"])
+    daily: str | None = Field(default=None, max_length=200, examples=["06:00"])
+    weekly: str | None = Field(default=None, max_length=200, examples=["mon,fri 07:30"])
+    monthly: str | None = Field(default=None, max_length=200, examples=["1,15 06:00"])
+    cron: str | None = Field(default=None, max_length=200, examples=["0 6 * * 1-5"])
+    business_days: bool | None = None
+    timezone: str | None = Field(default=None, max_length=100, examples=["Europe/Warsaw"])
+
+    def spec(self) -> ScheduleSpec:
+        return ScheduleSpec(**self.model_dump())
+
+
+Seconds = Annotated[float, Field(gt=0, le=10_000_000)]
+
+
+class NewTask(StrictModel):
+    kind: str = Field(max_length=64)
+    company: str = Field(max_length=200)
+    name: str = Field(max_length=200)
+    schedule: ScheduleFields
+    catch_up: str | None = Field(default=None, max_length=20)
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    backoff_seconds: Seconds | None = None
+    timeout_seconds: Seconds | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskChange(StrictModel):
+    name: str | None = Field(default=None, max_length=200)
+    schedule: ScheduleFields | None = None
+    catch_up: str | None = Field(default=None, max_length=20)
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
+    backoff_seconds: Seconds | None = None
+    timeout_seconds: Seconds | None = Field(default=None, description="null clears it.")
+    params: dict[str, Any] | None = None
+
+
+@api.get("/tasks")
+def get_tasks(
+    request: Request, company: Annotated[str | None, Query(max_length=200)] = None
+) -> list[dict[str, Any]]:
+    return [summary.as_json() for summary in services(request).tasks.tasks(company)]
+
+
+@api.post("/tasks", status_code=status.HTTP_201_CREATED)
+def post_task(request: Request, body: NewTask) -> dict[str, Any]:
+    tasks = services(request).tasks
+    task_id = tasks.add_task(
+        body.kind, company=body.company, name=body.name, schedule=body.schedule.spec(),
+        catch_up=body.catch_up, max_attempts=body.max_attempts,
+        backoff_seconds=body.backoff_seconds, timeout_seconds=body.timeout_seconds,
+        params=body.params,
+    )
+    return tasks.task(str(task_id)).as_json()
+
+
+@api.get("/tasks/{task}")
+def get_task(request: Request, task: str) -> dict[str, Any]:
+    """The task (its id or a prefix of at least 4 characters)."""
+    return services(request).tasks.task(task).as_json()
+
+
+@api.patch("/tasks/{task}")
+def patch_task(request: Request, task: str, body: TaskChange) -> dict[str, Any]:
+    """Change the fields given; ``"timeout_seconds": null`` clears the timeout."""
+    tasks = services(request).tasks
+    given = body.model_fields_set
+    changed = tasks.edit_task(
+        task, name=body.name, schedule=body.schedule.spec() if body.schedule else None,
+        catch_up=body.catch_up, max_attempts=body.max_attempts,
+        backoff_seconds=body.backoff_seconds, timeout_seconds=body.timeout_seconds,
+        clear_timeout="timeout_seconds" in given and body.timeout_seconds is None,
+        params=body.params,
+    )
+    return {**tasks.task(task).as_json(), "changed": changed}
+
+
+@api.delete("/tasks/{task}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_task(request: Request, task: str) -> None:
+    services(request).tasks.remove_task(task)
+
+
+class RunNow(StrictModel):
+    as_of: datetime | None = Field(
+        default=None, description="The instant the operation acts as of (with a zone)."
+    )
+
+    _aware = field_validator("as_of")(_aware)
+
+
+@api.post("/tasks/{task}/run", status_code=status.HTTP_202_ACCEPTED)
+def post_run_now(
+    request: Request, task: str, body: Annotated[RunNow | None, Body()] = None
+) -> dict[str, Any]:
+    """Record a run due now; the running host starts it. Returns its id."""
+    run_id = services(request).runs.run_now(task, as_of=body.as_of if body else None)
+    return {"run_id": str(run_id)}
+
+
+def _task_state(request: Request, task: str, action: str) -> dict[str, Any]:
+    tasks = services(request).tasks
+    changed = tasks.set_task_state(task, action)
+    return {**tasks.task(task).as_json(), "changed": changed}
+
+
+@api.post("/tasks/{task}/pause")
+def post_pause(request: Request, task: str) -> dict[str, Any]:
+    return _task_state(request, task, "pause")
+
+
+@api.post("/tasks/{task}/resume")
+def post_resume(request: Request, task: str) -> dict[str, Any]:
+    return _task_state(request, task, "resume")
+
+
+@api.post("/tasks/{task}/enable")
+def post_enable(request: Request, task: str) -> dict[str, Any]:
+    return _task_state(request, task, "enable")
+
+
+@api.post("/tasks/{task}/disable")
+def post_disable(request: Request, task: str) -> dict[str, Any]:
+    return _task_state(request, task, "disable")
+
+
+# -- runs --------------------------------------------------------------------------------
+
+@api.get("/runs")
+def get_runs(
+    request: Request,
+    response: Response,
+    task: Annotated[str | None, Query(max_length=64)] = None,
+    status_: Annotated[str | None, Query(alias="status", max_length=20)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict[str, Any]]:
+    """Runs, newest first, as ``soa runs list --json``."""
+    listed = services(request).runs.runs(task=task, status=status_, limit=limit + 1,
+                                         offset=offset)
+    return page(response, [run.as_json() for run in listed], limit, offset)
+
+
+@api.get("/runs/{run}")
+def get_run(request: Request, run: str) -> dict[str, Any]:
+    """The run with its event history, as ``soa runs show --json``."""
+    view, history = services(request).runs.run(run)
+    return {**view.as_json(), "history": [entry.as_json() for entry in history]}
+
+
+# -- company data of the operations ------------------------------------------------------
+
+
+@api.get("/companies/{company}/invoices")
+def get_invoices(request: Request, company: str) -> list[dict[str, Any]]:
+    return [invoice.as_json() for invoice in services(request).erp.invoices(company)]
+
+
+@api.get("/companies/{company}/service-orders")
+def get_service_orders(request: Request, company: str) -> list[dict[str, Any]]:
+    return [order.as_json() for order in services(request).erp.service_orders(company)]
+
+
+@api.get("/companies/{company}/dunning-history")
+def get_dunning_history(request: Request, company: str) -> list[dict[str, Any]]:
+    return [entry.as_json() for entry in services(request).erp.dunning_history(company)]
+
+
+@api.get("/companies/{company}/outbox")
+def get_outbox(
+    request: Request, company: str,
+    status_: Annotated[str | None, Query(alias="status", max_length=20)] = None,
+) -> list[dict[str, Any]]:
+    return [entry.as_json() for entry in services(request).erp.outbox(company, status_)]
+
+
+class PreviewRequest(StrictModel):
+    kind: str = Field(max_length=64, examples=["recurring_invoices"])
+    as_of: datetime | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    _aware = field_validator("as_of")(_aware)
+
+
+@api.post("/companies/{company}/preview")
+def post_preview(request: Request, company: str, body: PreviewRequest) -> list[dict[str, Any]]:
+    """What a run of ``kind`` as of ``as_of`` would do, as ``soa erp preview --json``;
+    writes nothing."""
+    return services(request).erp.preview(company, body.kind, as_of=body.as_of,
+                                         params=body.params)
