@@ -64,7 +64,8 @@ def start_background(app: ServiceApplication, settings: Settings) -> Outcome:
             return Outcome(2 if exit_code == 2 else 1, reason)
         view = app.view()
         if view.pid == process.pid and view.station == app.station:
-            return Outcome(0, f"started (process {process.pid}, log {log_path})")
+            where = f", dashboard {view.api_url}" if view.api_url else ""
+            return Outcome(0, f"started (process {process.pid}, log {log_path}{where})")
         time.sleep(POLL_SECONDS)
     process.terminate()
     return Outcome(

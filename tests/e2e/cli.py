@@ -30,7 +30,9 @@ class Soa:
 
     def env(self, station: str, **overrides: str) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("SOA_")}
-        env.update(SOA_HOME=str(self.home), SOA_STATION=station, **self.extra_env)
+        # hosts of parallel tests must not compete for the API's default port
+        env.update(SOA_HOME=str(self.home), SOA_STATION=station, SOA_API_BIND="127.0.0.1:0")
+        env.update(self.extra_env)
         if self.database_url:
             env["SOA_DATABASE_URL"] = self.database_url
         env.update(overrides)

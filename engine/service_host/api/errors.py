@@ -75,6 +75,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 400:  # a body that is not JSON: bad input like any other
+            message = "body: not valid JSON (send a JSON object with Content-Type: " \
+                "application/json)"
+            return error_response(422, message, fields=[{"field": "body", "message": message}])
         return error_response(error.status_code, str(error.detail),
                               headers=getattr(error, "headers", None))
 

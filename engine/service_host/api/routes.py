@@ -3,13 +3,11 @@ same the CLI calls) and returns its JSON (the same the CLI prints with ``--json`
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from engine.application.errors import InvalidRequestError
 from engine.ports.read_models import LogStatus
 from engine.scheduling.schedule import ScheduleSpec
 from engine.service_host.api.auth import require_token
@@ -22,8 +20,36 @@ NEXT_OFFSET_HEADER = "X-Next-Offset"
 """Set on a page of a list when more entries follow: the ``offset`` of the next page."""
 
 
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: one line that says what is wrong and what is allowed."""
+
+    error: str
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where: body.days, query.limit, ...")
+    message: str
+
+
+class InvalidBody(ErrorBody):
+    """A refusal; for a request that does not fit the schema, one entry per bad field."""
+
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No valid token."},
+    403: {"model": ErrorBody, "description": "Another station's (the service runs there)."},
+    404: {"model": ErrorBody, "description": "No such company, task or run."},
+    409: {"model": ErrorBody, "description": "Not now (already so, in use, changed meanwhile)."},
+    422: {"model": InvalidBody, "description": "Refused by a rule, or malformed."},
+    503: {"model": ErrorBody, "description": "The database cannot be used."},
+}
+
 health = APIRouter(tags=["health"])
-api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+api = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=ERROR_RESPONSES)
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many, newest first.")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Skip this many newest.")]
@@ -37,10 +63,17 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("needs a time zone, such as 2026-12-31T06:00:00+01:00 or ...Z")
+def _iso_text(value: object) -> object:
+    """Refuse numbers, which pydantic would take as Unix times: the API speaks ISO 8601."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("is not an ISO 8601 date and time, such as 2026-12-31T06:00:00+01:00")
     return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+"""An ISO 8601 instant with its time zone (``Z`` or an offset)."""
 
 
 def page(response: Response, items: list[Any], limit: int, offset: int) -> list[Any]:
@@ -79,7 +112,7 @@ def get_status(
 def get_logs(
     request: Request,
     response: Response,
-    since: Annotated[datetime | None, Query(description="Only entries from then on.")] = None,
+    since: Annotated[Instant | None, Query(description="Only entries from then on.")] = None,
     status_: Annotated[LogStatus | None, Query(alias="status")] = None,
     operation: Annotated[str | None, Query(max_length=64)] = None,
     company: Annotated[str | None, Query(max_length=100)] = None,
@@ -88,10 +121,6 @@ def get_logs(
 ) -> list[dict[str, Any]]:
     """Log entries, newest first, as ``soa logs --json``; header ``X-Next-Offset`` when
     more follow."""
-    try:
-        since = _aware(since)
-    except ValueError as error:
-        raise InvalidRequestError(f"since {error}") from None
     entries = services(request).service.logs(
         since=since, status=status_, operation=operation, company=company,
         limit=limit + 1, offset=offset,
@@ -106,7 +135,7 @@ def get_config(request: Request) -> dict[str, Any]:
 
 
 class LogRetention(StrictModel):
-    days: int = Field(description="Keep log entries this many days (5 to 30).")
+    days: int = Field(ge=5, le=30, description="Keep log entries this many days (5 to 30).")
 
 
 @api.put("/config/log-retention")
@@ -241,11 +270,9 @@ def delete_task(request: Request, task: str) -> None:
 
 
 class RunNow(StrictModel):
-    as_of: datetime | None = Field(
+    as_of: Instant | None = Field(
         default=None, description="The instant the operation acts as of (with a zone)."
     )
-
-    _aware = field_validator("as_of")(_aware)
 
 
 @api.post("/tasks/{task}/run", status_code=status.HTTP_202_ACCEPTED)
@@ -335,10 +362,8 @@ def get_outbox(
 
 class PreviewRequest(StrictModel):
     kind: str = Field(max_length=64, examples=["recurring_invoices"])
-    as_of: datetime | None = None
+    as_of: Instant | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-
-    _aware = field_validator("as_of")(_aware)
 
 
 @api.post("/companies/{company}/preview")
