@@ -8,6 +8,8 @@ set -euo pipefail
 export SOA_HOME="${SOA_HOME:-$(mktemp -d -t soa-demo.XXXXXX)}"
 # The example operation plugin (kind example_ping), for the host and the CLI alike.
 export PYTHONPATH="$(cd "$(dirname "$0")" && pwd)/plugins${PYTHONPATH:+:$PYTHONPATH}"
+# The host's HTTP API and dashboard on a free port (the default is 127.0.0.1:8765).
+export SOA_API_BIND="${SOA_API_BIND:-127.0.0.1:0}"
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 
 echo "SOA_HOME=$SOA_HOME (embedded SQLite store: $SOA_HOME/soa.db)"
@@ -20,6 +22,18 @@ step soa --station BIURO start
 step soa --station BIURO status
 step soa --station KSIEGOWOSC status
 step soa --station KSIEGOWOSC --lang en status --json
+# The same status over HTTP, as the ERP asks for it: the URL from the status, the token
+# from `soa api-token` (made at first start in $SOA_HOME/api-token, mode 0600).
+API_URL=$(soa --station BIURO status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_url"])')
+printf '\n\033[1m$ GET %s/api/status?station=KSIEGOWOSC&lang=en  (Authorization: Bearer $(soa api-token))\033[0m\n' "$API_URL"
+python3 - "$API_URL" "$(soa api-token)" <<'PY'
+import json, sys, urllib.request
+url, token = sys.argv[1], sys.argv[2]
+request = urllib.request.Request(f"{url}/api/status?station=KSIEGOWOSC&lang=en",
+                                 headers={"Authorization": f"Bearer {token}"})
+print(json.dumps(json.load(urllib.request.urlopen(request, timeout=10)), indent=2))
+PY
+echo "Dashboard: $API_URL (log in with the token that 'soa api-token' prints)"
 printf '\n\033[1m$ soa --station KSIEGOWOSC stop   # refused: only BIURO may stop it\033[0m\n'
 soa --station KSIEGOWOSC stop || echo "(exit code $?)"
 

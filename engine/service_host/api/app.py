@@ -31,6 +31,8 @@ def create_app(
         description="Status, logs, configuration, companies, tasks, runs and company data "
         "of the automatic operations service. Send 'Authorization: Bearer <token>' (the "
         "token is printed by 'soa api-token').",
+        docs_url=None,  # Swagger UI and ReDoc load scripts from a CDN; serve neither
+        redoc_url=None,
     )
     app.state.services = services
     app.state.token = token
