@@ -78,6 +78,8 @@ class ApiServer:
         self._logger.info("HTTP API and dashboard at %s", self.url)
 
     def stop(self) -> None:
+        """Stop serving (also when never started: the socket is closed)."""
         self._server.should_exit = True
-        self._thread.join(STOP_SECONDS)
+        if self._thread.is_alive():
+            self._thread.join(STOP_SECONDS)
         self.sock.close()
