@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from fastapi import Depends, FastAPI, Request, Response
 
 from engine.adapters.metrics_prometheus import CONTENT_TYPE, EngineMetrics
-from engine.service_host.api import routes
+from engine.service_host.api import dashboard, routes
 from engine.service_host.api.auth import require_token
 from engine.service_host.api.errors import install_error_handlers
 
@@ -40,6 +40,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(routes.health)
     app.include_router(routes.api)
+    dashboard.install(app)
 
     @app.get("/metrics", dependencies=[Depends(require_token)], include_in_schema=False)
     def get_metrics(request: Request) -> Response:
