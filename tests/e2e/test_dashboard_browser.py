@@ -9,6 +9,7 @@ never downloads one (``SE_OFFLINE=1`` and explicit paths).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from engine.simulators.mail_catcher import MailCatcher
 from tests.e2e.cli import Soa, wait_until
 from tests.e2e.conftest import PLUGINS
 from tests.support import PASSWORD
@@ -30,7 +32,10 @@ FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--no-first-run",
 )
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+EXAMPLE = ROOT / "examples" / "company" / "firma-demo.json"
+AS_OF = "2026-12-15T08:00"
 WIDE, NARROW = 1280, 390
 
 
@@ -120,15 +125,19 @@ class Dashboard:
         return self.find(f"#task-{task_id}")
 
     def click(self, element: Any) -> None:
-        """Click ``element`` and wait until the page it leads to is loaded."""
-        from selenium.webdriver.support import expected_conditions
+        """Click ``element`` and wait until the page it leads to is loaded: a new document
+        (without the mark set on the old one), complete. Errors of the driver while the
+        documents change are retried (chromedriver may answer one about the old page with
+        "Node with given id does not belong to the document")."""
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        old = self.find("html")
+        self.driver.execute_script("document.documentElement.dataset.left = '1'")
         element.click()
-        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(old))
-        WebDriverWait(self.driver, 20).until(
-            lambda _: self.driver.execute_script("return document.readyState") == "complete")
+        WebDriverWait(self.driver, 20, ignored_exceptions=(WebDriverException,)).until(
+            lambda _: self.driver.execute_script(
+                "return document.readyState === 'complete'"
+                " && !document.documentElement.dataset.left"))
 
     def press(self, task_id: str, action: str) -> str:
         """Press the task's button; return the message the next page shows."""
@@ -159,10 +168,45 @@ class Dashboard:
 
 
 @pytest.fixture
-def host(soa: Soa) -> dict[str, str]:
+def catcher(tmp_path: Path) -> Iterator[MailCatcher]:
+    """The mail and SMS catcher of ``soa simulate mail``, on free ports."""
+    with MailCatcher(0, 0, tmp_path / "caught" / "messages.jsonl") as started:
+        yield started
+
+
+def wait_for_run(soa: Soa, run_id: str) -> str:
+    """The status the run ends in (succeeded or failed)."""
+    seen = [""]
+
+    def ended() -> bool:
+        seen[0] = soa.json("BIURO", "runs", "show", run_id)["status"]
+        return seen[0] in ("succeeded", "failed")
+
+    wait_until(ended, timeout=60, interval=0.5)
+    return seen[0]
+
+
+def load_example(soa: Soa, catcher: MailCatcher, folder: Path) -> None:
+    """Company 'Firma Demo' with the example ERP data, its mail and SMS to ``catcher``."""
+    document = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    document["email_accounts"][0]["smtp_port"] = catcher.smtp_port
+    document["sms_gateway"]["url"] = catcher.sms_url
+    path = folder / "firma-demo.json"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    soa.ok("BIURO", "companies", "add", "Firma Demo")
+    soa.ok("BIURO", "erp", "load", "Firma Demo", str(path))
+    # a dunning stage by hand (a CRM task, nothing sent), for the dunning history
+    soa.ok("BIURO", "erp", "dun", "Firma Demo", "--stage", "4", "--contractor", "GĄSKA",
+           "--as-of", AS_OF)
+
+
+@pytest.fixture
+def host(soa: Soa, catcher: MailCatcher, tmp_path: Path) -> dict[str, str]:
     """A running host with company 'Firma A' and three tasks of the probe plugin, defined
-    through the CLI, one of which failed its run (one failure makes a warning here);
-    returns the API URL, the token and the task ids."""
+    through the CLI, one of which failed its run (one failure makes a warning here), and
+    company 'Firma Demo' with the example ERP data, its recurring invoices and service
+    orders made by runs as of :data:`AS_OF`; returns the API URL, the token and the task
+    ids."""
     soa.extra_env.update(PYTHONPATH=PLUGINS, SOA_API_BIND="127.0.0.1:0",
                          SOA_FAILURE_WARNING_THRESHOLD="1")
     soa.configure("BIURO", PASSWORD)
@@ -174,10 +218,16 @@ def host(soa: Soa) -> dict[str, str]:
     broken = soa.json("BIURO", "tasks", "add", "probe", "--company", "Firma A",
                       "--name", "Broken export", "--daily", "05:00", "--max-attempts", "1",
                       "--param", "fail_attempts=9")
+    load_example(soa, catcher, tmp_path)
+    erp_tasks = [soa.json("BIURO", "tasks", "add", kind, "--company", "Firma Demo",
+                          "--name", kind, "--daily", "06:00")["id"]
+                 for kind in ("recurring_invoices", "recurring_orders")]
     soa.start("BIURO")
-    soa.ok("BIURO", "tasks", "run-now", broken["id"])
-    wait_until(lambda: soa.json("BIURO", "runs", "list", "--task", broken["id"])[0]["status"]
-               == "failed", timeout=60)
+    broken_run = soa.json("BIURO", "tasks", "run-now", broken["id"])["run_id"]
+    for task in erp_tasks:  # one after another, as examples/demo.sh runs them
+        run_id = soa.json("BIURO", "tasks", "run-now", task, "--as-of", AS_OF)["run_id"]
+        assert wait_for_run(soa, run_id) == "succeeded", soa.ok("BIURO", "runs", "show", run_id)
+    assert wait_for_run(soa, broken_run) == "failed"
     return {
         "url": soa.status("BIURO")["api_url"], "token": soa.ok("BIURO", "api-token").strip(),
         "nightly": nightly["id"], "doomed": doomed["id"], "broken": broken["id"],
@@ -277,12 +327,26 @@ def _drive(soa: Soa, host: dict[str, str], page: Dashboard) -> None:
     assert operations and set(operations) == {"probe"}, operations
     page.screenshot("logs", WIDE)
 
+    # Check a company's page lists the invoices the service lists, and its other data
+    invoices = [invoice["number"] for invoice in soa.json("BIURO", "erp", "invoices",
+                                                          "Firma Demo")]
+    page.open("/companies/Firma%20Demo")
+    assert page.text("#company-name") == "Firma Demo"
+    assert invoices and [cell.text for cell in page.all(
+        "#invoices td[data-label='Number']")] == invoices
+    orders = [cell.text for cell in page.all("#service-orders td[data-label='Number']")]
+    assert orders and all(number.startswith("ZS/") for number in orders), orders
+    assert "DUN/R-2026-101/4" in page.text("#dunning")
+    assert "sent" in page.text("#outbox")
+    assert not page.overflows()
+    page.screenshot("company", WIDE)
+
     # Check the overview at 1280 px, then at 390 px without horizontal overflow
     page.open("/")
     assert not page.overflows()
     page.screenshot("overview", WIDE)
     for path in ("/", "/logs?operation=probe", f"/runs/{run_id}", "/runs",
-                 "/companies/Firma%20A"):
+                 "/companies/Firma%20A", "/companies/Firma%20Demo"):
         page.viewport(NARROW)
         page.open(path)
         assert page.driver.execute_script("return window.innerWidth") == NARROW
@@ -294,6 +358,9 @@ def _drive(soa: Soa, host: dict[str, str], page: Dashboard) -> None:
     page.screenshot("overview", NARROW)
     page.open("/logs?operation=probe")
     page.screenshot("logs", NARROW)
+    page.open("/companies/Firma%20Demo")
+    assert not page.overflows()
+    page.screenshot("company", NARROW)
 
     # Check logging out forgets the token
     page.viewport(WIDE)

@@ -15,13 +15,13 @@ from uuid import UUID
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.erp.model import Invoice, OutboxEntry
+from engine.erp.model import DunningEntry, Invoice, OutboxEntry, ServiceOrder
 from engine.erp.money import Amounts
 from engine.operations.registry import OperationRegistry
 from engine.scheduling.schedule import ScheduleSpec
 from engine.service_host.api.app import create_app
 from engine.service_host.api.auth import TOKEN_COOKIE
-from engine.service_host.api.dashboard import FLASH_COOKIE
+from engine.service_host.api.dashboard.rendering import FLASH_COOKIE
 from engine.service_host.bootstrap import ApplicationServices
 from tests.integration.scheduling import Recorder
 from tests.support import PASSWORD, open_services
@@ -250,14 +250,17 @@ def test_company_data_empty_or_unknown(browser: TestClient) -> None:
     page = browser.get("/companies/Firma%20%3Cb%3EA%3C%2Fb%3E")
     assert page.status_code == 200
     assert "No invoices." in page.text and "No messages." in page.text
+    assert "No service orders." in page.text and "No dunning history." in page.text
     assert 'role="alert"' not in page.text
     unknown = browser.get("/companies/Nowhere%2FLtd")
     assert unknown.status_code == 200
     assert "company &#39;Nowhere/Ltd&#39; is not known" in unknown.text
+    assert unknown.text.count('role="alert"') == 1  # one refusal, not one per table
 
 
 class CannedErp:
-    """The company data service with one invoice and one undelivered message."""
+    """The company data service with one invoice, one service order, one dunning stage
+    and one undelivered message."""
 
     def invoices(self, company: str) -> list[Invoice]:
         return [Invoice(
@@ -267,6 +270,17 @@ class CannedErp:
             period=None, lines=(), vat_by_rate={},
             totals=Amounts(Decimal("100.00"), Decimal("23.00"), Decimal("123.00")),
             sent_at=datetime(2026, 12, 1, 23, 30, tzinfo=UTC),
+        )]
+
+    def service_orders(self, company: str) -> list[ServiceOrder]:
+        return [ServiceOrder(number="ZS/4/2026", template="KONSERWACJA", contractor="ŻABKA",
+                             date=date(2026, 12, 15), description="Konserwacja <kasy>")]
+
+    def dunning_history(self, company: str) -> list[DunningEntry]:
+        return [DunningEntry(
+            date=date(2026, 12, 15), receivable="R-2026-102", contractor="ŻABKA", stage=2,
+            action="crm_task", created="DUN/R-2026-102/2", subject="Windykacja: FA/3/11/2026",
+            description="etap 2 (+30 dni od terminu)", mode="automatic", outcome="done",
         )]
 
     def outbox(self, company: str, status: str | None = None) -> list[OutboxEntry]:
@@ -285,4 +299,8 @@ def test_company_data_rows(browser: TestClient, services: ApplicationServices) -
     assert "2026-12-02 00:30:00" in page  # sent at 23:30 UTC: the next day in Warsaw
     assert "&lt;i&gt;ACME&lt;/i&gt;" in page and "<i>ACME" not in page
     assert "Faktura &lt;b&gt;FA/1/12/2026&lt;/b&gt;" in page and "mail server refused" in page
+    assert "ZS/4/2026" in page and "Konserwacja &lt;kasy&gt;" in page
+    assert "DUN/R-2026-102/2" in page and "Windykacja: FA/3/11/2026" in page
+    assert "etap 2 (+30 dni od terminu)" in page and "b-done" in page
     assert "No invoices." not in page and "No messages." not in page
+    assert "No service orders." not in page and "No dunning history." not in page
