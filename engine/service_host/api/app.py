@@ -3,8 +3,6 @@ dashboard, over the host's application services."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -13,6 +11,8 @@ from engine.adapters.metrics_prometheus import CONTENT_TYPE, EngineMetrics
 from engine.service_host.api import dashboard, routes
 from engine.service_host.api.auth import require_token
 from engine.service_host.api.errors import install_error_handlers
+from engine.service_host.api.middleware import AroundRequests
+from engine.service_host.api.status_cache import StatusCache
 
 if TYPE_CHECKING:
     from engine.service_host.bootstrap import ApplicationServices
@@ -37,6 +37,7 @@ def create_app(
     app.state.services = services
     app.state.token = token
     app.state.metrics = metrics or EngineMetrics()
+    app.state.status_cache = StatusCache(services.service)
     install_error_handlers(app)
     app.include_router(routes.health)
     app.include_router(routes.api)
@@ -46,17 +47,7 @@ def create_app(
     def get_metrics(request: Request) -> Response:
         return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE)
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        app.state.metrics.request_answered(
-            request.method, path, response.status_code, time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(AroundRequests, metrics=app.state.metrics,
+                       station=services.settings.station)
 
     return app

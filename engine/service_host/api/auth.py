@@ -29,8 +29,8 @@ def is_authenticated(request: Request) -> bool:
     return token_matches(presented_token(request), request.app.state.token)
 
 
-def require_token(request: Request) -> None:
-    """The dependency of every protected endpoint.
+async def require_token(request: Request) -> None:
+    """The dependency of every protected endpoint (async: no thread for a comparison).
 
     :raises HTTPException: 401 without the right token.
     """

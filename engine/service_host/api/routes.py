@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from engine.ports.read_models import LogStatus
 from engine.scheduling.schedule import ScheduleSpec
 from engine.service_host.api.auth import require_token
+from engine.service_host.api.status_cache import StatusCache
 
 if TYPE_CHECKING:
     from engine.service_host.bootstrap import ApplicationServices
@@ -94,18 +95,16 @@ def get_health(request: Request) -> dict[str, Any]:
 
 
 @api.get("/status")
-def get_status(
+async def get_status(
     request: Request,
     station: Annotated[str | None, Query(max_length=64, description="The station asking.")]
     = None,
     lang: Annotated[Literal["pl", "en"] | None, Query()] = None,
 ) -> dict[str, Any]:
-    """The same JSON as ``soa status --json``, the text as ``station`` sees it."""
-    app_services = services(request)
-    result = app_services.service.status(
-        lang or app_services.settings.lang, station=station
-    ).as_json()
-    return result
+    """The same JSON as ``soa status --json``, the text as ``station`` sees it; at most
+    a quarter of a second old (the ERP asks many times a minute)."""
+    cache: StatusCache = request.app.state.status_cache
+    return await cache.status(lang or services(request).settings.lang, station)
 
 
 @api.get("/logs")
