@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
+from engine.domain.aggregate import Aggregate
 from engine.domain.errors import ConflictError, DomainError
 from engine.domain.names import check_printable_name
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from engine.domain.account import ServiceAccount
+from engine.domain.aggregate import Aggregate
 from engine.domain.log_retention import DEFAULT_LOG_RETENTION_DAYS, LogRetention
 
 SERVICE_CONFIGURATION_ID = uuid5(UUID(int=0), "soa-engine/service-configuration")

@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
+from engine.domain.aggregate import Aggregate
 from engine.domain.ownership_rules import (
     STATION_OWNERSHIP_ID,
     AlreadyRunningError,

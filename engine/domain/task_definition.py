@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 from uuid import UUID, uuid4
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
+from engine.domain.aggregate import Aggregate
 from engine.domain.errors import DomainError
 from engine.domain.names import check_printable_name
 from engine.scheduling.schedule import Schedule

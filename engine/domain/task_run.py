@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
+from engine.domain.aggregate import Aggregate
 from engine.domain.errors import DomainError
 
 RunStatus = Literal[

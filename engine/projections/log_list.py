@@ -19,6 +19,10 @@ WARNINGS_SHOWN = 5
 """A log entry lists at most this many of a run's warnings."""
 RUN_OUTCOMES = (TaskRun.Succeeded, TaskRun.Failed, TaskRun.Abandoned, TaskRun.Skipped)
 COMPANY_EVENTS = (*RUN_OUTCOMES, TaskDefinition.CatchUpApplied)
+LOGGED_EVENTS: tuple[type[Any], ...] = (
+    *COMPANY_EVENTS, ServiceConfiguration.Event, StationOwnership.Event,
+)
+"""The classes of every event :func:`_describe` may describe."""
 
 
 def _describe_run_outcome(event: Any) -> tuple[LogStatus, str] | None:
@@ -111,6 +115,8 @@ class LogList(Projection):
     def apply(self, connection: Connection, events: Sequence[NumberedEvent]) -> None:
         rows = []
         for notification_id, event in events:
+            if not isinstance(event, LOGGED_EVENTS):  # most events are not logged
+                continue
             described = _describe(event)
             if described is not None:
                 operation, status, message = described

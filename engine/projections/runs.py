@@ -57,6 +57,8 @@ class RunList(Projection):
         new: dict[str, dict[str, Any]] = {}
         changed: dict[str, dict[str, Any]] = {}
         for _, event in events:
+            if not isinstance(event, TaskRun.Event):
+                continue
             run_id = str(event.originator_id)
             if isinstance(event, TaskRun.Scheduled):
                 new[run_id] = _new_row(run_id, event)

@@ -13,6 +13,8 @@ from engine.domain.service_configuration import ServiceConfiguration
 from engine.domain.station_ownership import StationOwnership
 from engine.projections.runner import NumberedEvent, Projection
 
+SERVICE_EVENTS = (ServiceConfiguration.Event, StationOwnership.Event)
+
 
 class ServiceViewProjection(Projection):
     """One row, ``soa_service_view``, updated by configuration and ownership events."""
@@ -31,7 +33,8 @@ class ServiceViewProjection(Projection):
     def apply(self, connection: Connection, events: Sequence[NumberedEvent]) -> None:
         changes: dict[str, Any] = {}
         for _, event in events:
-            changes.update(self._changes(event))
+            if isinstance(event, SERVICE_EVENTS):  # most events are of tasks and runs
+                changes.update(self._changes(event))
         if changes:
             the_row = service_view.c.id == SERVICE_VIEW_ROW_ID
             connection.execute(update(service_view).where(the_row).values(**changes))

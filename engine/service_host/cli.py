@@ -48,6 +48,9 @@ LANGS = click.Choice(["pl", "en"])
         "runs": "engine.service_host.cli_tasks:runs",
         "erp": "engine.service_host.cli_erp:erp",
         "simulate": "engine.service_host.cli_simulate:simulate",
+        "replay": "engine.service_host.cli_audit:replay",
+        "history": "engine.service_host.cli_audit:history",
+        "export": "engine.service_host.cli_audit:export",
     },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -59,8 +62,13 @@ LANGS = click.Choice(["pl", "en"])
 def cli(ctx: click.Context, station: str | None, database_url: str | None,
         lang: str | None) -> None:
     """SOA Engine: the automatic operations service."""
+    from engine.application.actor import acting_as, cli_actor
+
     overrides = {"station": station, "database_url": database_url, "lang": lang}
-    ctx.obj = Context({key: value for key, value in overrides.items() if value is not None})
+    current = ctx.obj = Context({key: value for key, value in overrides.items()
+                                 if value is not None})
+    # Events of this command record cli:<OS user>@<station> (named when first asked).
+    ctx.with_resource(acting_as(lambda: cli_actor(current.settings.station)))
 
 
 @cli.command()

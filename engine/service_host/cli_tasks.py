@@ -308,10 +308,18 @@ def _runs_table(listed: list[RunView]) -> Table:
 
 @runs.command("show")
 @click.argument("run")
+@click.option("--as-of", "as_of", callback=parse_as_of, metavar="DATETIME",
+              help="The run and its history as they were then (ISO 8601; Polish time "
+              "without an offset).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON with the event history.")
-def runs_show(run: str, as_json: bool) -> int:
+def runs_show(run: str, as_of: datetime | None, as_json: bool) -> int:
     """Show RUN (its id or a prefix) with its full event history."""
-    view, history = context().runs.run(run)
+    if as_of is not None:
+        from engine.service_host.cli_audit import audit_service
+
+        view, history = audit_service(context()).run_as_of(run, as_of)
+    else:
+        view, history = context().runs.run(run)
     if as_json:
         print_json({**view.as_json(), "history": [entry.as_json() for entry in history]})
         return EXIT_OK

@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Protocol
 from uuid import UUID
 
+from engine.application.actor import acting_as, host_actor, set_process_actor
 from engine.application.service import ServiceApplication
 from engine.ports.store import StoreUnavailableError
 
@@ -106,6 +107,17 @@ class ServiceHost:
             if self.api is not None:
                 self.api.stop()
             raise
+        # The events of the session record host:<session>@<station>: on this thread, and
+        # by default on every thread that names no actor (scheduler, attempts, commits).
+        actor = host_actor(session_id, self.app.station)
+        previous_actor = set_process_actor(actor)
+        try:
+            with acting_as(actor):
+                return self._run_session(session_id)
+        finally:
+            set_process_actor(previous_actor)
+
+    def _run_session(self, session_id: UUID) -> int:
         self._lease_renewed_at = time.monotonic()
         self.logger.info(
             "service started on station %s (session %s, process %d)",
