@@ -84,3 +84,6 @@ for m in json.load(sys.stdin):
 step soa --station BIURO stop
 step soa --station BIURO status
 step soa logs --limit 20
+# Audit: rebuild every read model from the event store into fresh tables and compare
+# them with the live ones row by row (exit 1 on any difference).
+step soa replay --check
