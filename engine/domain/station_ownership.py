@@ -8,6 +8,7 @@ version cannot both be recorded.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -64,6 +65,14 @@ class StationOwnership(Aggregate):
         host: str
         api_url: str | None = None
         """Where the host serves its HTTP API (None: no API; events before 0.3)."""
+
+        def mutate(self, aggregate: Any) -> Any:
+            """Apply the event, then note its time as the session's start (the method
+            body runs before ``modified_on`` moves to this event)."""
+            mutated = super().mutate(aggregate)
+            if mutated is not None:
+                mutated.started_at = self.timestamp
+            return mutated
 
     class Stopped(Aggregate.Event):
         """Signals that the host session stopped gracefully."""
@@ -149,8 +158,7 @@ class StationOwnership(Aggregate):
         self.session_id = session_id
         self.pid = pid
         self.host = host
-        self.api_url = api_url
-        self.started_at = self.modified_on
+        self.api_url = api_url  # started_at: set by Started.mutate
 
     def check_is_current(self, session_id: UUID) -> None:
         if self.session_id != session_id:

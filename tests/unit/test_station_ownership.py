@@ -88,3 +88,19 @@ def test_two_claims_from_the_same_version_cannot_both_be_recorded() -> None:
     with pytest.raises(IntegrityError):
         store.save(second)
     assert store.repository.get(STATION_OWNERSHIP_ID).station == "A"
+
+
+def test_the_start_time_is_the_started_event_s_own_also_when_loaded() -> None:
+    # It was once the previous event's time: a host started long after the service was
+    # configured then looked like a reused pid and was recorded as crashed.
+    import time
+
+    store = memory_soa_store()
+    ownership = configured_on("A")
+    configured_at = ownership.modified_on
+    time.sleep(0.01)
+    ownership.start("A", uuid4(), 1, "host")
+    assert ownership.started_at == ownership.modified_on > configured_at
+    store.save(ownership)
+    loaded = store.repository.get(ownership.id)
+    assert loaded.started_at == loaded.modified_on == ownership.started_at
