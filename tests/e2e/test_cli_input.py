@@ -87,7 +87,7 @@ def test_cloud_edition_refuses_every_service_configuration_command(soa: Soa) -> 
 def test_json_shapes(soa: Soa) -> None:
     assert soa.status("BIURO") == {
         "state": "not_configured", "station": None, "text": "Usługa nie jest skonfigurowana.",
-        "host": None, "warnings": [],
+        "host": None, "warnings": [], "api_url": None,
     }
     soa.configure("BIURO", PASSWORD)
     soa.ok("KASA", "configure", "log-retention", "12")
