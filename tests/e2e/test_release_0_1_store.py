@@ -56,7 +56,9 @@ def test_a_store_of_release_0_1_reads_the_same_and_runs(
 ) -> None:
     soa, expected = old_store
     # Check: every read shows what release 0.1 showed.
-    assert soa.json("BIURO", "status") == expected["status"]
+    status = soa.json("BIURO", "status")
+    assert status.pop("api_url") is None  # a field added since: no host runs
+    assert status == expected["status"]
     assert soa.json("BIURO", "configure", "show") == expected["configuration"]
     assert soa.json("BIURO", "companies", "list") == expected["companies"]
     assert without(soa.json("BIURO", "tasks", "list"), "next_run") == without(
