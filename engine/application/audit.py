@@ -226,7 +226,8 @@ class AuditService:
         """
         if since >= until:
             raise DomainError(
-                f"--since {since.isoformat()} is not before --until {until.isoformat()}"
+                f"the start of the range ({since.isoformat()}) is not before its end "
+                f"({until.isoformat()})"
             )
         written = 0
         for position, event in self._replays.events(stop=self._replays.head(),

@@ -60,15 +60,15 @@ def audit_service_of(services: ApplicationServices) -> AuditService:
 def progress_bar(description: str) -> Iterator[Progress | None]:
     """A rich progress bar on stderr, when stderr is a terminal (gone when done)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
 
     console = Console(stderr=True)
     if not console.is_terminal:
         yield None
         return
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  transient=True) as bar:
+    with Bar("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+             TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task(description, total=None)
 
         def advance(position: int, last: int) -> None:

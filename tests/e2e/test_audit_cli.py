@@ -79,7 +79,7 @@ def test_replay_history_and_export_from_the_command_line(soa: Soa, tmp_path: Pat
     # Check: bad input is one line and exit 2.
     assert "'wczoraj' is not a date or time" in refused(soa, "history", "--as-of", "wczoraj")
     assert "Missing option '--as-of'" in refused(soa, "history")
-    assert "is not before --until" in refused(
+    assert "is not before its end" in refused(
         soa, "export", "--since", "2026-12-02", "--until", "2026-12-01")
     assert "is not a date or time" in refused(soa, "export", "--since", "x", "--until", "y")
 
