@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     """Key of the secrets in company data (mail passwords, SMS token); default: the file
     ``SOA_HOME/secret.key``, made on first use. Stations sharing company databases need
     the same key."""
+    cipher_key: str | None = Field(default=None, repr=False)
+    """AES-GCM key of the partner credentials (32 random bytes, URL-safe base64); default:
+    the file ``SOA_HOME/cipher.key``, made on first use. Stations sharing company
+    databases need the same key."""
 
     @field_validator("station")
     @classmethod
