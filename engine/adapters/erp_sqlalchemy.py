@@ -451,6 +451,9 @@ outbox_table = Table(
     Index("erp_outbox_operation_status_idx", "operation", "status"),
 )
 
+PRODUCT_COLUMNS = {"code", "name", "unit", "net_price", "vat_rate"}
+"""What ``erp_products`` keeps of a product (the rest is a subclass's)."""
+
 _FIRST_DIGITS = re.compile(r"\d+")
 
 
@@ -753,7 +756,19 @@ class SqlErpGateway(ErpGateway):
                                    {"key": ERP_SCHEMA_LOCK_KEY})
             elif connection.dialect.name == "sqlite":
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
-            metadata.create_all(connection, checkfirst=True)
+            for tables in self._metadatas():
+                tables.create_all(connection, checkfirst=True)
+
+    def _metadatas(self) -> tuple[MetaData, ...]:
+        """The tables to create (a subclass adds its own)."""
+        return (metadata,)
+
+    def _load_more(self, c: Connection, document: ErpDocument, counts: dict[str, int]) -> None:
+        """Load what a subclass keeps of ``document``, first in the load's transaction."""
+
+    def _document_more(self, c: Connection) -> dict[str, Any]:
+        """Keys of the exported document that a subclass keeps."""
+        return {}
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -797,6 +812,8 @@ class SqlErpGateway(ErpGateway):
                 if rows:
                     c.execute(insert(table), rows)
 
+            self._load_more(c, document, counts)
+
             if document.seller is not None:
                 put("seller", seller_table,
                     [{"id": SINGLE_ROW, **document.seller.model_dump()}])
@@ -816,7 +833,7 @@ class SqlErpGateway(ErpGateway):
             put("contractors", contractors_table,
                 [contractor.model_dump() for contractor in document.contractors])
             put("products", products_table,
-                [product.model_dump() for product in document.products])
+                [product.model_dump(include=PRODUCT_COLUMNS) for product in document.products])
             put("templates", templates_table,
                 [template.model_dump() for template in document.templates])
             put("recurring_invoices", recurring_invoices_table, [
@@ -897,6 +914,7 @@ class SqlErpGateway(ErpGateway):
             receivable_keys = [column.name for column in receivables_table.columns]
             seller = c.execute(select(seller_table)).first()
             sms = c.execute(select(sms_gateway_table)).first()
+            more = self._document_more(c)
             line_rows: dict[str, list[InvoiceLineTemplate]] = defaultdict(list)
             for row in rows(recurring_invoice_lines_table,
                             recurring_invoice_lines_table.c.recurring_invoice,
@@ -935,7 +953,8 @@ class SqlErpGateway(ErpGateway):
                 ],
                 products=[
                     Product(code=row.code, name=row.name, unit=row.unit,
-                            net_price=row.net_price, vat_rate=row.vat_rate)
+                            net_price=row.net_price, vat_rate=row.vat_rate,
+                            **more.get("product_details", {}).get(row.code, {}))
                     for row in rows(products_table)
                 ],
                 templates=[
@@ -970,6 +989,7 @@ class SqlErpGateway(ErpGateway):
                         template=row.template, active=bool(row.active))
                     for row in rows(service_order_templates_table)
                 ],
+                **{key: value for key, value in more.items() if key != "product_details"},
             )
         return _sorted(document)
 
@@ -1224,10 +1244,12 @@ def _sorted(document: ErpDocument) -> ErpDocument:
 
 
 class SqlErpGateways(ErpGateways):
-    """One gateway per company database URL, on the database's pooled engine."""
+    """One gateway per company database URL, on the database's pooled engine; ``build``
+    makes a gateway of an engine (default: :class:`SqlErpGateway` with ``secrets``)."""
 
-    def __init__(self, secrets: SecretBox) -> None:
-        self._secrets = secrets
+    def __init__(self, secrets: SecretBox,
+                 build: Callable[[Engine], SqlErpGateway] | None = None) -> None:
+        self._build = build or (lambda engine: SqlErpGateway(engine, secrets))
         self._gateways: dict[str, SqlErpGateway] = {}
         self._lock = threading.Lock()
 
@@ -1236,5 +1258,5 @@ class SqlErpGateways(ErpGateways):
         with self._lock:
             gateway = self._gateways.get(database.url)
             if gateway is None or gateway.engine is not engine:
-                gateway = self._gateways[database.url] = SqlErpGateway(engine, self._secrets)
+                gateway = self._gateways[database.url] = self._build(engine)
             return gateway

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.domain.errors import DomainError
 from engine.erp.document import ErpDocument
@@ -32,6 +33,9 @@ class StoredCodes:
     """Template code → channel."""
     dunning_schemes: dict[str, bool] = field(default_factory=dict)
     """Scheme code → whether it is the default."""
+    warehouses: set[str] = field(default_factory=set)
+    price_types: set[str] = field(default_factory=set)
+    product_groups: set[str] = field(default_factory=set)
 
 
 def check_references(document: ErpDocument, stored: StoredCodes) -> None:
@@ -119,6 +123,41 @@ def check_references(document: ErpDocument, stored: StoredCodes) -> None:
         need(f"service_order_templates[{i}].contractor", order.contractor, contractors,
              "contractor")
         need(f"service_order_templates[{i}].template", order.template, templates, "template")
+    _check_trade(document, stored, need, contractors, products)
+
+
+def _check_trade(document: ErpDocument, stored: StoredCodes, need: Any,
+                 contractors: set[str], products: set[str]) -> None:
+    """The references of the trade keys (warehouses, stock, prices, groups, orders)."""
+    for kind, codes in (
+        ("warehouses", [entry.code for entry in document.warehouses]),
+        ("price_types", [entry.code for entry in document.price_types]),
+        ("product_groups", [entry.code for entry in document.product_groups]),
+        ("employees", [entry.code for entry in document.employees]),
+        ("sales_orders", [entry.number for entry in document.sales_orders]),
+        ("retail_documents", [entry.number for entry in document.retail_documents]),
+        ("cash_entries", [entry.id for entry in document.cash_entries]),
+        ("payments", [entry.id for entry in document.payments]),
+        ("partners", [str(entry.partner) for entry in document.partners]),
+    ):
+        _unique(kind, codes)
+    warehouses = stored.warehouses | {entry.code for entry in document.warehouses}
+    price_types = stored.price_types | {entry.code for entry in document.price_types}
+    groups = stored.product_groups | {entry.code for entry in document.product_groups}
+    for i, product in enumerate(document.products):
+        need(f"products[{i}].group", product.group, groups, "product group")
+    for i, group in enumerate(document.product_groups):
+        need(f"product_groups[{i}].parent", group.parent, groups, "product group")
+    for i, level in enumerate(document.stock):
+        need(f"stock[{i}].product", level.product, products, "product")
+        need(f"stock[{i}].warehouse", level.warehouse, warehouses, "warehouse")
+    for i, price in enumerate(document.prices):
+        need(f"prices[{i}].product", price.product, products, "product")
+        need(f"prices[{i}].price_type", price.price_type, price_types, "price type")
+    for i, order in enumerate(document.sales_orders):
+        need(f"sales_orders[{i}].contractor", order.contractor, contractors, "contractor")
+        for j, line in enumerate(order.lines):
+            need(f"sales_orders[{i}].lines[{j}].product", line.product, products, "product")
 
 
 def _unique(kind: str, codes: list[str]) -> None:

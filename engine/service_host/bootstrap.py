@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from engine.adapters.soa_store import SoaStore
     from engine.application.erp import ErpService
     from engine.application.runs import RunService
+    from engine.application.sync import SyncService
     from engine.application.tasks import TaskService
     from engine.erp.gateway import ErpGateways
     from engine.erp.printing import DocumentPrinter
@@ -162,10 +163,13 @@ class ApplicationServices:
 
     @cached_property
     def erp_gateways(self) -> ErpGateways:
-        from engine.adapters.erp_sqlalchemy import SqlErpGateways
+        from engine.adapters.cipher_box import CipherBox
+        from engine.adapters.erp_sync_sql import SqlCompanyGateways
         from engine.adapters.secret_box import SecretBox
 
-        return SqlErpGateways(SecretBox.from_home(self.settings.home, self.settings.secret_key))
+        return SqlCompanyGateways(
+            SecretBox.from_home(self.settings.home, self.settings.secret_key),
+            CipherBox.from_home(self.settings.home, self.settings.cipher_key))
 
     @cached_property
     def printer(self) -> DocumentPrinter:
@@ -194,6 +198,12 @@ class ApplicationServices:
             gateways=self.erp_gateways, registry=self.registry, clock=self.clock,
             mail=self.mail, sms=self.sms, printer=self.printer,
         )
+
+    @cached_property
+    def sync(self) -> SyncService:
+        from engine.application.sync import SyncService
+
+        return SyncService(erp=self.erp, registry=self.registry, http=self.http_clients)
 
     @cached_property
     def runs(self) -> RunService:
