@@ -85,3 +85,61 @@ def mail(smtp_port: int, sms_port: int, store_path: Path | None, list_messages: 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGTERM stops the catcher as Ctrl-C does."""
     raise KeyboardInterrupt
+
+
+@simulate.command("partners")
+@click.option("--port", type=click.IntRange(0, 65535), default=8030, show_default=True,
+              help="HTTP port on 127.0.0.1 (0: any free port).")
+@click.option("--seed", "seed_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON file {partner: {collection: [objects]}} of import objects to serve.")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of requests answered 5xx (half of them after the work is done).")
+@click.option("--latency", "latency_ms", type=click.IntRange(0), default=0, show_default=True,
+              help="Delay of every answer, in milliseconds.")
+@click.option("--reset-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of connections closed without an answer (half after the work).")
+@click.option("--throttle", type=click.IntRange(0), default=0, show_default=True,
+              help="Requests per partner per second before 429 (0: no limit).")
+def partners(port: int, seed_file: Path | None, error_rate: float, latency_ms: int,
+             reset_rate: float, throttle: int) -> int:
+    """Simulate the seven partner systems (wszystkopl, esklep, detal, mobile, xl, hrm,
+    apfino) over HTTP on 127.0.0.1, in memory; runs in the foreground until Ctrl-C or
+    SIGTERM.
+
+    A company's base URL for a partner is http://127.0.0.1:PORT/<partner>; see and steer
+    the simulator at /_sim/state, /_sim/seed, /_sim/generate, /_sim/faults, /_sim/reset
+    (docs/partners/README.md).
+    """
+    from engine.simulators.partners import (
+        Faults,
+        PartnerSimulator,
+        SimulatorInputError,
+        SimulatorPortError,
+    )
+
+    faults = Faults(error_rate=error_rate, latency_ms=latency_ms, reset_rate=reset_rate,
+                    throttle=throttle)
+    try:
+        simulator = PartnerSimulator(port, seed_file=seed_file, faults=faults)
+    except SimulatorInputError as error:
+        raise click.UsageError(f"--seed: {error}") from None
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            simulator.start()
+        except SimulatorPortError as error:
+            raise click.UsageError(error.explained("--port")) from None
+        try:
+            click.echo(f"partner simulator: {simulator.url}/<partner>, state at "
+                       f"{simulator.url}/_sim/state")
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            simulator.stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("partner simulator stopped; its state is gone", err=True)
+    return EXIT_OK
