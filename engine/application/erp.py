@@ -26,6 +26,8 @@ from engine.erp.model import (
 )
 from engine.erp.printing import DocumentPrinter
 from engine.erp.references import ErpDataError, check_references
+from engine.erp.sync import SyncGateway
+from engine.erp.trade import SalesOrder
 from engine.operations.registry import OperationRegistry
 from engine.ports.host import Clock
 from engine.ports.outbound import CompanyDatabases, MailSender, SmsSender
@@ -106,6 +108,11 @@ class ErpService:
 
     def invoices(self, company: str) -> list[Invoice]:
         return self.gateway(company).invoices()
+
+    def sales_orders(self, company: str) -> list[SalesOrder]:
+        """Customer orders, by date and number (none if the gateway keeps no trade data)."""
+        gateway = self.gateway(company)
+        return gateway.sales_orders() if isinstance(gateway, SyncGateway) else []
 
     def service_orders(self, company: str) -> list[ServiceOrder]:
         return self.gateway(company).service_orders()

@@ -171,9 +171,10 @@ _Builder = Callable[[OperationPorts | None], Any]
 
 
 def _built_in_handlers() -> dict[str, str]:
-    from engine.operations.erp import HANDLERS
+    from engine.operations.erp import HANDLERS as ERP_HANDLERS
+    from engine.operations.sync import HANDLERS as SYNC_HANDLERS
 
-    return HANDLERS
+    return {**ERP_HANDLERS, **SYNC_HANDLERS}
 
 
 def _importer(target: str) -> Callable[[], Any]:

@@ -48,6 +48,7 @@ LANGS = click.Choice(["pl", "en"])
         "runs": "engine.service_host.cli_tasks:runs",
         "erp": "engine.service_host.cli_erp:erp",
         "simulate": "engine.service_host.cli_simulate:simulate",
+        "sync": "engine.service_host.cli_sync:sync",
         "replay": "engine.service_host.cli_audit:replay",
         "history": "engine.service_host.cli_audit:history",
         "export": "engine.service_host.cli_audit:export",

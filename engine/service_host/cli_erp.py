@@ -101,6 +101,26 @@ def erp_invoices(company: str, as_json: bool) -> int:
     return EXIT_OK
 
 
+@erp.command("sales-orders")
+@click.argument("company")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def erp_sales_orders(company: str, as_json: bool) -> int:
+    """List COMPANY's customer orders and reservations (those brought in from partners
+    among them)."""
+    listed = context().erp.sales_orders(company)
+    if as_json:
+        print_json([order.model_dump(mode="json") for order in listed])
+        return EXIT_OK
+    table = new_table("number", "date", "contractor", "partner", "partner order", "lines",
+                      "payment", "status")
+    for order in listed:
+        table.add_row(order.number, str(order.date), order.contractor, order.partner or "",
+                      order.partner_order_id or "", str(len(order.lines)), order.payment_form,
+                      order.status)
+    print_table(table)
+    return EXIT_OK
+
+
 @erp.command("service-orders")
 @click.argument("company")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from engine.application.erp import ErpService
     from engine.application.runs import RunService
     from engine.application.service import ServiceApplication
+    from engine.application.sync import SyncService
     from engine.application.tasks import TaskService
     from engine.service_host.bootstrap import ApplicationServices
 
@@ -62,6 +63,10 @@ class Context:
     @property
     def erp(self) -> ErpService:
         return self.services.erp
+
+    @property
+    def sync(self) -> SyncService:
+        return self.services.sync
 
 
 class LazyGroup(click.Group):
@@ -144,7 +149,7 @@ def parse_as_of(ctx: click.Context, param: click.Parameter, value: str | None) -
                          zone=ZoneInfo("Europe/Warsaw"), zone_text="Polish time")
 
 
-def key_value_params(pairs: tuple[str, ...]) -> dict[str, str]:
+def key_value_params(pairs: tuple[str, ...], option: str = "--param") -> dict[str, str]:
     """``--param KEY=VALUE`` options as a mapping.
 
     :raises DomainError: for an option without ``=`` or a key.
@@ -155,6 +160,6 @@ def key_value_params(pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise DomainError(f"--param {pair!r} is not KEY=VALUE")
+            raise DomainError(f"{option} {pair!r} is not KEY=VALUE")
         params[key.strip()] = value
     return params
