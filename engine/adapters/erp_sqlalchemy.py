@@ -770,6 +770,10 @@ class SqlErpGateway(ErpGateway):
         """Keys of the exported document that a subclass keeps."""
         return {}
 
+    def _writer(self, connection: Connection) -> SqlErpWriter:
+        """The writer of one transaction (a subclass may record more)."""
+        return SqlErpWriter(connection, self._statements)
+
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
         self._ready()
@@ -1044,7 +1048,7 @@ class SqlErpGateway(ErpGateway):
         self._ready()
         with store_errors(), self.engine.connect() as connection:
             transaction = connection.begin()
-            writer = SqlErpWriter(connection, self._statements)
+            writer = self._writer(connection)
             try:
                 yield writer
                 if writer.failure is None:

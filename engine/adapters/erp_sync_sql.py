@@ -24,15 +24,17 @@ from engine.adapters.erp_sqlalchemy import (
     PRODUCT_COLUMNS,
     SqlErpGateway,
     SqlErpGateways,
+    SqlErpWriter,
     contractors_table,
     invoices_table,
     numbering_table,
     products_table,
+    receivables_table,
 )
 from engine.adapters.erp_sqlalchemy import metadata as erp_metadata
 from engine.adapters.secret_box import SecretBox
 from engine.adapters.sql import store_errors
-from engine.erp.document import Contractor, ErpDocument, Product
+from engine.erp.document import Contractor, ErpDocument, Product, Receivable
 from engine.erp.model import Invoice
 from engine.erp.references import StoredCodes
 from engine.erp.sync import (
@@ -82,6 +84,7 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
     def _load_more(self, c: Connection, document: ErpDocument, counts: dict[str, int]) -> None:
         self._note_product_changes(c, document.products)
         self._note_contractor_changes(c, document.contractors)
+        self._note_receivable_changes(c, document.receivables)
         for kind in trade.RECORD_KINDS:
             entries = getattr(document, kind.key)
             if entries:
@@ -143,6 +146,21 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
             code for code, contractor in given.items()
             if stored.get(code) != tuple(getattr(contractor, name)
                                          for name in CONTRACTOR_COLUMNS)])
+
+    def _note_receivable_changes(self, c: Connection,
+                                 receivables: Sequence[Receivable]) -> None:
+        if not receivables:
+            return
+        given = {receivable.id: receivable for receivable in receivables}
+        stored: dict[str, Receivable] = {}
+        for chunk in trade.chunks(list(given)):
+            stored.update((receivable.id, receivable) for receivable in _receivables(
+                c, receivables_table.c.id.in_(chunk)))
+        trade.touch(c, "receivable", [
+            code for code, receivable in given.items() if stored.get(code) != receivable])
+
+    def _writer(self, connection: Connection) -> SqlErpWriter:
+        return _ChangeRecordingWriter(connection, self._statements)
 
     def _delete(self, c: Connection, entity: str, codes: Sequence[str]) -> int:
         if entity in _DELETABLE:
@@ -357,6 +375,17 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
             found += self._invoices(invoices_table.c.number.in_(chunk))
         return found
 
+    def receivables_of(self, ids: Sequence[str]) -> list[Receivable]:
+        with self._reading() as c:
+            found: list[Receivable] = []
+            for chunk in trade.chunks(list(ids)):
+                found += _receivables(c, receivables_table.c.id.in_(chunk))
+            return found
+
+    def all_records(self, key: str) -> list[Any]:
+        with self._reading() as c:
+            return trade.read_records(c, trade.KINDS_BY_KEY[key])
+
     def sales_orders(self, partner: str | None = None) -> list[SalesOrder]:
         kind = trade.KINDS_BY_KEY["sales_orders"]
         with self._reading() as c:
@@ -376,6 +405,19 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
                 changed = stored[0].model_copy(update=changes)
                 c.execute(update(kind.table).where(kind.table.c.code == number)
                           .values(data=changed.model_dump(mode="json")))
+
+
+def _receivables(c: Connection, *where: Any) -> list[Receivable]:
+    return [Receivable.model_validate(dict(row._mapping))
+            for row in c.execute(select(receivables_table).where(*where))]
+
+
+class _ChangeRecordingWriter(SqlErpWriter):
+    """An ERP transaction that records a change of every invoice it adds."""
+
+    def add_invoice(self, invoice: Invoice) -> None:
+        super().add_invoice(invoice)
+        trade.touch(self._connection, "invoice", [invoice.number])
 
 
 def _details(data: Any) -> dict[str, Any]:
@@ -399,6 +441,9 @@ class SqlImportWriter(ImportWriter):
         self._c.execute(insert(kind.table), kind.row(entry))
         if kind.entity is not None:
             trade.touch(self._c, kind.entity, [kind.change_key(entry)])
+
+    def put(self, key: str, entry: Any) -> None:
+        trade.load_records(self._c, trade.KINDS_BY_KEY[key], [entry])
 
     def find_contractor(self, *, nip: str | None = None, email: str | None = None) -> str | None:
         table = contractors_table

@@ -46,6 +46,7 @@ from engine.erp.trade import (
     CashEntry,
     Employee,
     Payment,
+    PaymentLink,
     Price,
     PriceType,
     ProductGroup,
@@ -88,6 +89,7 @@ sales_orders_table = _record_table("erp_sales_orders", partner=True)
 retail_documents_table = _record_table("erp_retail_documents", partner=True)
 cash_entries_table = _record_table("erp_cash_entries", partner=True)
 payments_table = _record_table("erp_payments", partner=True)
+payment_links_table = _record_table("erp_payment_links")
 
 changes_table = Table(
     "erp_changes", metadata,
@@ -191,6 +193,7 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
                "retail_document", _number),
     RecordKind("cash_entries", cash_entries_table, CashEntry, _id, "cash_entry", _id),
     RecordKind("payments", payments_table, Payment, _id, "payment", _id),
+    RecordKind("payment_links", payment_links_table, PaymentLink, lambda e: str(e.invoice)),
 )
 KINDS_BY_KEY = {kind.key: kind for kind in RECORD_KINDS}
 

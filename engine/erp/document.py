@@ -37,6 +37,7 @@ from engine.erp.trade import (
     Employee,
     Partner,
     Payment,
+    PaymentLink,
     Price,
     PriceType,
     ProductGroup,
@@ -281,6 +282,7 @@ class ErpDocument(Entry):
     retail_documents: list[RetailDocument] = []
     cash_entries: list[CashEntry] = []
     payments: list[Payment] = []
+    payment_links: list[PaymentLink] = []
     partners: list[Partner] = []
     deletions: list[Deletion] = Field(default=[], description="Entries to delete (on load "
                                       "only; never exported).")

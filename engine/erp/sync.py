@@ -18,7 +18,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from engine.erp.document import Contractor, Product
+from engine.erp.document import Contractor, Product, Receivable
 from engine.erp.model import Invoice
 from engine.erp.trade import SalesOrder
 
@@ -105,6 +105,11 @@ class ImportWriter(ABC):
     @abstractmethod
     def add(self, key: str, entry: Any) -> None:
         """Store ``entry`` under document key ``key`` (an entry of engine.erp.trade)."""
+
+    @abstractmethod
+    def put(self, key: str, entry: Any) -> None:
+        """Insert or replace ``entry`` under document key ``key`` by its code (recording
+        a change if it differs from the stored one)."""
 
     @abstractmethod
     def find_contractor(self, *, nip: str | None = None, email: str | None = None) -> str | None:
@@ -217,11 +222,20 @@ class SyncGateway(ABC):
     @abstractmethod
     def records(self, key: str, codes: Sequence[str]) -> list[Any]:
         """Entries of document key ``key`` (product_groups, employees, payments,
-        cash_entries, sales_orders, retail_documents) with ``codes`` that exist."""
+        cash_entries, sales_orders, retail_documents, payment_links, warehouses,
+        price_types, stock, prices) with ``codes`` that exist."""
 
     @abstractmethod
     def invoices_of(self, numbers: Sequence[str]) -> list[Invoice]:
         """The invoices of ``numbers`` that exist."""
+
+    @abstractmethod
+    def receivables_of(self, ids: Sequence[str]) -> list[Receivable]:
+        """The receivables of ``ids`` that exist."""
+
+    @abstractmethod
+    def all_records(self, key: str) -> list[Any]:
+        """Every entry of document key ``key``, by code."""
 
     @abstractmethod
     def sales_orders(self, partner: str | None = None) -> list[SalesOrder]:

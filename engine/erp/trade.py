@@ -30,8 +30,8 @@ ENTITIES = ("product", "product_level", "product_group", "contractor", "employee
 
 __all__ = [
     "ENTITIES", "PARTNERS", "Absence", "CashEntry", "Contract", "Deletion", "Employee",
-    "OrderLine", "Partner", "PartnerName", "Payment", "Price", "PriceType", "ProductGroup",
-    "RetailDocument", "SalesOrder", "Shipping", "StockLevel", "Warehouse",
+    "OrderLine", "Partner", "PartnerName", "Payment", "PaymentLink", "Price", "PriceType",
+    "ProductGroup", "RetailDocument", "SalesOrder", "Shipping", "StockLevel", "Warehouse",
 ]
 
 
@@ -192,6 +192,15 @@ class Payment(Entry):
     amount: Money
     currency: Currency = "PLN"
     form: Literal["cash", "card", "transfer"] = "transfer"
+
+
+class PaymentLink(Entry):
+    """A payment link a partner (Apfino) made for an invoice."""
+
+    invoice: str = Field(min_length=1)
+    partner: PartnerName = "apfino"
+    url: str = Field(pattern=r"^https?://\S+$")
+    expires_at: str | None = None
 
 
 class Partner(Entry):

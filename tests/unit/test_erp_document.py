@@ -119,4 +119,4 @@ def test_the_schema_names_every_top_level_key() -> None:
         "templates", "recurring_invoices", "receivables", "dunning_schemes", "crm_tasks",
         "service_order_templates", "warehouses", "stock", "price_types", "prices",
         "product_groups", "employees", "sales_orders", "retail_documents", "cash_entries",
-        "payments", "partners", "deletions"}
+        "payments", "payment_links", "partners", "deletions"}
