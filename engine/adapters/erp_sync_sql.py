@@ -233,7 +233,7 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
                 "partner": partner, "url": url, "credential": secret, "tokens": None,
                 "settings": settings, "batch_size": batch_size or 500,
                 "rate_limit": rate_limit, "sent": 0, "received": 0, "full_requested": True,
-                "generation": 1})
+                "full_running": False, "generation": 1})
             return
         values: dict[str, Any] = {
             "url": url,
@@ -260,7 +260,7 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
                                  .values(values)).rowcount)
 
     def request_full(self, partner: str) -> bool:
-        return self._update_partner(partner, full_requested=True) == 1
+        return self._update_partner(partner, full_requested=True, full_running=False) == 1
 
     def statuses(self) -> list[SyncStatus]:
         table = trade.partners_table
@@ -283,13 +283,21 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
         self._ready()
         table = trade.partners_table
         with store_errors(), self.engine.begin() as c:
+            running = c.execute(select(table.c.full_running, table.c.generation)
+                                .where(table.c.partner == partner)).first()
+            if running is not None and running.full_running:
+                return int(running.generation)  # resumed where the interrupted one stopped
             c.execute(delete(trade.sync_positions_table)
                       .where(trade.sync_positions_table.c.partner == partner)
                       .where(trade.sync_positions_table.c.stream.like("out:%")))
             c.execute(update(table).where(table.c.partner == partner)
-                      .values(generation=table.c.generation + 1))
+                      .values(generation=table.c.generation + 1, full_running=True))
             return int(c.execute(select(table.c.generation)
                                  .where(table.c.partner == partner)).scalar_one())
+
+    def last_change(self) -> int:
+        with self._reading() as c:
+            return trade.last_change(c)
 
     def changes(self, entities: Sequence[str], after: int, limit: int) -> list[Change]:
         with self._reading() as c:
@@ -305,7 +313,7 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
     def finish(self, partner: str, *, full: bool, at: datetime) -> None:
         values: dict[str, Any] = {"last_error": None}
         if full:
-            values.update(last_full=_iso(at), full_requested=False)
+            values.update(last_full=_iso(at), full_requested=False, full_running=False)
         else:
             values["last_differential"] = _iso(at)
         self._update_partner(partner, **values)

@@ -119,6 +119,8 @@ partners_table = Table(
     Column("received", BigInteger, nullable=False, default=0),
     Column("last_error", Text),
     Column("full_requested", Boolean, nullable=False, default=True),
+    Column("full_running", Boolean, nullable=False, default=False,
+           comment="a full synchronisation began and has not finished: the next resumes it"),
     Column("generation", Integer, nullable=False, default=1,
            comment="advanced by each full synchronisation; part of every idempotency key"),
 )

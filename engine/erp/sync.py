@@ -185,7 +185,12 @@ class SyncGateway(ABC):
     @abstractmethod
     def begin_full(self, partner: str) -> int:
         """Start a full synchronisation: forget the export watermarks (imports keep their
-        cursors), advance and return the generation."""
+        cursors), advance and return the generation; if one began and did not finish
+        (a crash, a failed run), resume it instead: its generation and watermarks stay."""
+
+    @abstractmethod
+    def last_change(self) -> int:
+        """The number of the latest change committed (0: none)."""
 
     @abstractmethod
     def changes(self, entities: Sequence[str], after: int, limit: int) -> list[Change]:

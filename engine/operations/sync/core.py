@@ -94,11 +94,17 @@ class Export:
     ``send(job, upserted, deleted, key)`` sends the changed keys (still stored) and the
     deleted ones with idempotency keys derived from ``key``; it returns how many items
     went out.
+
+    ``full_entities``: what a full synchronisation reads (default: ``entities``). A
+    stream whose payload carries the whole current state of a key names fewer: say
+    ``("product",)`` where ``product_level`` changes are sent inside the product's
+    payload anyway; ``()`` for a stream another one covers completely in a full run.
     """
 
     stream: str
     entities: tuple[str, ...]
     send: Callable[[SyncJob, list[str], list[str], str], int]
+    full_entities: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,10 @@ class PartnerSync:
     def synchronise(self, job: SyncJob) -> None:
         """The exports, then the imports and their acknowledgements."""
         if job.full:
+            if FULL_BASE not in job.gateway.positions(job.partner):
+                # before any export of this generation: what every full payload covers
+                job.gateway.save_position(job.partner, FULL_BASE,
+                                          str(job.gateway.last_change()))
             self.begin_full(job)
         for export in self.exports():
             export_changes(job, export)
@@ -208,21 +218,48 @@ def settings_error(partner: str, error: ValidationError) -> str:
     return f"setting {where} of partner {partner}: {message}"
 
 
+FULL_BASE = "out:full-base"
+"""The position holding the last change number committed when the full synchronisation
+of this generation began: every payload the full run sends covers the changes up to it."""
+FULL_PASS = "full:"
+"""A watermark of the full pass over ``full_entities``, such as ``full:1200``."""
+
+
 def export_changes(job: SyncJob, export: Export) -> None:
-    """Send the stream's changes after its watermark, a batch at a time."""
+    """Send the stream's changes after its watermark, a batch at a time.
+
+    In a full run, a stream with ``full_entities`` first passes over those (its position
+    reads ``full:N``), then continues from the full run's base: changes up to it are
+    covered by the payloads sent, later ones are read again by the next run.
+    """
     position = f"out:{export.stream}"
-    watermark = int(job.gateway.positions(job.partner).get(position, "0"))
+    positions = job.gateway.positions(job.partner)
+    stored = positions.get(position, "")
+    partial = job.full and export.full_entities is not None \
+        and (stored == "" or stored.startswith(FULL_PASS))
+    if partial:
+        assert export.full_entities is not None
+        if export.full_entities:
+            _send_changes(job, export, export.full_entities, position,
+                          int(stored.removeprefix(FULL_PASS) or "0"), FULL_PASS)
+        job.gateway.save_position(job.partner, position, positions.get(FULL_BASE, "0"))
+        return
+    _send_changes(job, export, export.entities, position, int(stored or "0"), "")
+
+
+def _send_changes(job: SyncJob, export: Export, entities: tuple[str, ...], position: str,
+                  watermark: int, prefix: str) -> None:
     size = job.connection.batch_size
     while True:
         job.check_cancelled()
-        changes = job.gateway.changes(export.entities, watermark, size)
+        changes = job.gateway.changes(entities, watermark, size)
         if not changes:
             return
         upserted, deleted = split(changes)
         last = changes[-1].seq
-        key = job.key(export.stream, f"{watermark + 1}-{last}")
+        key = job.key(export.stream, f"{prefix}{watermark + 1}-{last}")
         sent = export.send(job, upserted, deleted, key)
-        job.gateway.save_position(job.partner, position, str(last), sent=sent)
+        job.gateway.save_position(job.partner, position, f"{prefix}{last}", sent=sent)
         job.counts["sent"] += sent
         watermark = last
 

@@ -84,7 +84,8 @@ class WszystkoplSync(PartnerSync):
 
     def exports(self) -> list[Export]:
         return [Export("offers", ("product",), self._send_offers),
-                Export("offer_levels", ("product_level",), self._send_levels)]
+                Export("offer_levels", ("product_level",), self._send_levels,
+                       full_entities=())]
 
     def imports(self) -> list[Import]:
         return [Import("sales", self._fetch_sales, self._store_sales)]
