@@ -129,6 +129,10 @@ class Faults:
         return cls(**{**asdict(base), **data})
 
 
+class _Truncated(Exception):
+    """A request whose body ended before its Content-Length (the client went away)."""
+
+
 class _Refused(Exception):
     """An answer ``{"error": message}`` with ``status`` instead of the work."""
 
@@ -1334,6 +1338,9 @@ class _Handler(BaseHTTPRequestHandler):
                  for name, values in parse_qs(target.query, keep_blank_values=True).items()}
         try:
             raw = self._body()
+        except _Truncated:
+            self.close_connection = True
+            return
         except _Refused as refusal:
             self.close_connection = True
             self._send(_error(refusal.status, refusal.message))
@@ -1375,7 +1382,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refused(400, "Content-Length is not a number")
         if int(length) > MAX_BODY:
             raise _Refused(413, f"the body is over {MAX_BODY} bytes")
-        return self.rfile.read(int(length))
+        raw = self.rfile.read(int(length))
+        if len(raw) < int(length):
+            raise _Truncated  # the client went away mid-body: nothing is done or kept
+        return raw
 
     def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)

@@ -456,3 +456,20 @@ def test_port_in_use(sim: PartnerSimulator) -> None:
     with pytest.raises(SimulatorPortError, match="is in use") as raised:
         PartnerSimulator(sim.port).start()
     assert "choose another port" in str(raised.value)
+
+
+def test_a_body_cut_short_is_neither_done_nor_kept(sim: PartnerSimulator,
+                                                   client: httpx.Client) -> None:
+    """A client killed between the headers and the body: the key stays unused."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", sim.port)) as raw:
+        raw.sendall(b"POST /esklep/products HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+                    b"Idempotency-Key: cut-1\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 40\r\n\r\n{\"products\": [")
+        raw.shutdown(socket.SHUT_WR)
+        raw.recv(100)
+    answer = write(client, "/esklep/products", {"products": [{"code": "P1", "name": "x"}]},
+                   "cut-1")
+    assert answer.status_code == 200 and "Idempotent-Replayed" not in answer.headers
+    assert counters(client, "esklep")["accepted"] == 1
