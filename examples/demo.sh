@@ -2,8 +2,9 @@
 # A short scripted demo on the embedded default (one SQLite file under SOA_HOME):
 # configure on station BIURO, start, ask the status from BIURO and from KSIEGOWOSC,
 # add a task of the example plugin, then load an example company and preview and run the
-# five ERP operations into a local mail and SMS catcher; read the log list, stop. Uses a
-# fresh SOA_HOME unless one is given.
+# five ERP operations into a local mail and SMS catcher, synchronise it with the
+# wszystko.pl marketplace of the partner simulator (a full, then a differential run);
+# read the log list, stop. Uses a fresh SOA_HOME unless one is given.
 set -euo pipefail
 export SOA_HOME="${SOA_HOME:-$(mktemp -d -t soa-demo.XXXXXX)}"
 # The example operation plugin (kind example_ping), for the host and the CLI alike.
@@ -81,6 +82,48 @@ printf '\n\033[1m$ soa simulate mail --list   # what the customers would have re
 soa simulate mail --list | python3 -c 'import json,sys
 for m in json.load(sys.stdin):
     print(m["channel"].ljust(6), "to", m["to"].ljust(32), m["subject"] or m["text"][:70])'
+
+# A partner synchronisation: the wszystko.pl marketplace, played by the local partner
+# simulator (all seven partners' contracts on 127.0.0.1:8030; nothing leaves this
+# machine). One full synchronisation, then a differential one after a price change.
+soa simulate partners --port 8030 &
+PARTNERS=$!
+trap 'kill $CATCHER $PARTNERS 2>/dev/null || true' EXIT
+sleep 1
+kill -0 $PARTNERS 2>/dev/null || { echo "the partner simulator could not start (see above)"; exit 1; }
+step soa erp load 'Firma Demo' "$(dirname "$0")/company/firma-demo-sklep.json"
+step soa sync configure 'Firma Demo' wszystkopl --url http://127.0.0.1:8030/wszystkopl \
+    --set warehouses=MAG,SKLEP --set price_type=DETAL --set series=WSZ \
+    --set shipping_item=WYSYŁKA
+step soa sync login 'Firma Demo' wszystkopl
+# two orders waiting on the marketplace (the simulator makes them up)
+python3 - <<'PY'
+import json, urllib.request
+body = json.dumps({"partner": "wszystkopl", "collection": "sales", "count": 2,
+                   "products": ["KUBEK", "PORADNIK"]}).encode()
+urllib.request.urlopen(urllib.request.Request(
+    "http://127.0.0.1:8030/_sim/generate", data=body,
+    headers={"Content-Type": "application/json"}), timeout=10)
+PY
+SYNC=$(soa tasks add sync_wszystkopl --company 'Firma Demo' --name 'wszystko.pl' --every 15m)
+wait_for_run() {  # the latest run of task $1 succeeded or failed
+  for _ in $(seq 120); do
+    status=$(soa runs list --task "$1" --limit 1 --json | python3 -c \
+      'import json,sys; runs=json.load(sys.stdin); print(runs[0]["status"] if runs else "")')
+    case "$status" in succeeded|failed) return ;; esac
+    sleep 0.5
+  done
+}
+soa tasks run-now "$SYNC" >/dev/null && wait_for_run "$SYNC"
+step soa sync status 'Firma Demo'
+step soa erp sales-orders 'Firma Demo'
+printf '\n\033[1m$ # the mug gets cheaper: only its offer goes out in the next run\033[0m\n'
+echo '{"prices": [{"product": "KUBEK", "price_type": "DETAL", "net_price": "21.14"}]}' \
+  | soa erp load 'Firma Demo' -
+soa tasks run-now "$SYNC" >/dev/null && wait_for_run "$SYNC"
+step soa runs list --task "$SYNC" --limit 2
+step soa sync status 'Firma Demo' --json
+
 step soa --station BIURO stop
 step soa --station BIURO status
 step soa logs --limit 20

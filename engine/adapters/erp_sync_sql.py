@@ -9,14 +9,29 @@ bound to the partner's name, and never leave this module decrypted except in a
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, delete, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Engine,
+    Index,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from engine.adapters import erp_trade_sql as trade
 from engine.adapters.cipher_box import CipherBox
@@ -27,11 +42,11 @@ from engine.adapters.erp_sqlalchemy import (
     SqlErpWriter,
     contractors_table,
     invoices_table,
-    numbering_table,
     products_table,
     receivables_table,
 )
 from engine.adapters.erp_sqlalchemy import metadata as erp_metadata
+from engine.adapters.erp_trade_sql import as_json
 from engine.adapters.secret_box import SecretBox
 from engine.adapters.sql import store_errors
 from engine.erp.document import Contractor, ErpDocument, Product, Receivable
@@ -41,6 +56,7 @@ from engine.erp.sync import (
     Change,
     ImportWriter,
     PartnerConnection,
+    ProductData,
     ProductRecord,
     SyncGateway,
     SyncStatus,
@@ -49,6 +65,11 @@ from engine.erp.trade import SalesOrder
 
 CONTRACTOR_COLUMNS = ("code", "name", "nip", "email", "phone", "address", "dunning_scheme",
                       "sales_blocked")
+CONTRACTOR_INDEXES = (
+    Index("erp_contractors_nip_idx", contractors_table.c.nip),
+    Index("erp_contractors_email_idx", contractors_table.c.email),
+)
+"""How imports find a buyer by NIP or e-mail without reading every contractor."""
 _DELETABLE = {"products": (products_table, "product"),
               "contractors": (contractors_table, "contractor")}
 
@@ -67,9 +88,30 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
     def __init__(self, engine: Engine, secrets: SecretBox, cipher: CipherBox) -> None:
         super().__init__(engine, secrets)
         self._cipher = cipher
+        self._upserts: dict[str, Any] = {}
+
+    def _upsert(self, table: Table) -> Any:
+        """The upsert of every column of ``table`` by its key, built once."""
+        statement = self._upserts.get(table.name)
+        if statement is None:
+            quote = self.engine.dialect.identifier_preparer.quote
+            key = [column.name for column in table.primary_key.columns]
+            columns = [column.name for column in table.columns]
+            update_set = ", ".join(f"{quote(name)} = excluded.{quote(name)}"
+                                   for name in columns if name not in key)
+            # as text: SQLAlchemy would compile an ON CONFLICT insert on every call
+            statement = self._upserts[table.name] = self._statements._insert_text(
+                table, columns, key, f"DO UPDATE SET {update_set}")
+        return statement
 
     def _metadatas(self) -> tuple[MetaData, ...]:
         return (erp_metadata, trade.metadata)
+
+    def _create_tables(self) -> None:
+        super()._create_tables()
+        with self.engine.begin() as connection:  # tables of an earlier release lack them
+            for index in CONTRACTOR_INDEXES:
+                index.create(connection, checkfirst=True)
 
     def codes(self) -> StoredCodes:
         codes = super().codes()
@@ -110,27 +152,26 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
             return
         given = {product.code: product for product in products}
         stored: dict[str, tuple[Any, ...]] = {}
-        details: dict[str, Any] = {}
+        details = trade.product_details_table
         for chunk in trade.chunks(list(given)):
-            for row in c.execute(select(products_table).where(products_table.c.code.in_(chunk))):
-                stored[row.code] = (row.name, row.unit, row.net_price, row.vat_rate)
-            details.update(c.execute(select(trade.product_details_table.c.code,
-                                            trade.product_details_table.c.data)
-                                     .where(trade.product_details_table.c.code.in_(chunk)))
-                           .tuples().all())
-        changed = []
-        new_details = []
-        for code, product in given.items():
-            extra = product.model_dump(mode="json", exclude=PRODUCT_COLUMNS)
-            if stored.get(code) != (product.name, product.unit, product.net_price,
-                                    product.vat_rate) or trade.as_json(details.get(code)) != extra:
-                changed.append(code)
-                new_details.append({"code": code, "data": extra})
-        for chunk in trade.chunks([row["code"] for row in new_details]):
-            c.execute(delete(trade.product_details_table)
-                      .where(trade.product_details_table.c.code.in_(chunk)))
-        if new_details:
-            c.execute(insert(trade.product_details_table), new_details)
+            for row in c.execute(
+                    select(products_table, details.c.product_group, details.c.ean,
+                           details.c.attributes)
+                    .select_from(products_table.outerjoin(
+                        details, details.c.code == products_table.c.code))
+                    .where(products_table.c.code.in_(chunk))):
+                extra = trade.details_of(row)
+                stored[row.code] = (row.name, row.unit, row.net_price, row.vat_rate,
+                                    extra["group"], extra["ean"], extra["attributes"])
+        changed = [code for code, product in given.items() if stored.get(code) != (
+            product.name, product.unit, product.net_price, product.vat_rate, product.group,
+            product.ean, dict(product.attributes))]
+        for chunk in trade.chunks(changed):
+            c.execute(delete(details).where(details.c.code.in_(chunk)))
+        rows = [trade.detail_row(code, given[code].group, given[code].ean,
+                                 given[code].attributes) for code in changed]
+        if rows:
+            c.execute(insert(details), rows)
         trade.touch(c, "product", changed)
 
     def _note_contractor_changes(self, c: Connection, contractors: Sequence[Contractor]) -> None:
@@ -182,9 +223,8 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
         more: dict[str, Any] = {
             kind.key: trade.read_records(c, kind) for kind in trade.RECORD_KINDS}
         more["product_details"] = {
-            code: trade.as_json(data) for code, data in c.execute(
-                select(trade.product_details_table.c.code,
-                       trade.product_details_table.c.data)).tuples()}
+            row.code: trade.details_of(row)
+            for row in c.execute(select(trade.product_details_table))}
         more["partners"] = [
             {"partner": row.partner, "url": row.url, "credential": None,
              "settings": trade.as_json(row.settings), "batch_size": row.batch_size,
@@ -327,41 +367,27 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
     @contextmanager
     def _importing(self) -> Iterator[ImportWriter]:
         self._ready()
-        with store_errors(), self.engine.begin() as c:
+        with store_errors(), self.engine.begin() as c, trade.deferring_changes(c):
             yield SqlImportWriter(c, self)
 
     # -- reads -----------------------------------------------------------------------------------
 
     def product_records(self, codes: Sequence[str]) -> list[ProductRecord]:
-        stock: dict[str, dict[str, Decimal]] = {}
-        prices: dict[str, dict[str, Decimal]] = {}
-        products: list[Product] = []
+        statements = _product_statements()
+        levels: dict[str, tuple[dict[str, Decimal], dict[str, Decimal]]] = {}
+        found: list[tuple[Any, ...]] = []
         with self._reading() as c:
             for chunk in trade.chunks(list(codes)):
-                details = dict(c.execute(
-                    select(trade.product_details_table.c.code,
-                           trade.product_details_table.c.data)
-                    .where(trade.product_details_table.c.code.in_(chunk))).tuples().all())
-                for row in c.execute(select(products_table)
-                                     .where(products_table.c.code.in_(chunk))):
-                    products.append(Product.model_construct(
-                        code=row.code, name=row.name, unit=row.unit,
-                        net_price=row.net_price, vat_rate=row.vat_rate,
-                        **_details(details.get(row.code))))
-                for product, data in c.execute(
-                        select(trade.stock_table.c.product, trade.stock_table.c.data)
-                        .where(trade.stock_table.c.product.in_(chunk))).tuples():
-                    level = trade.as_json(data)
-                    stock.setdefault(product, {})[level["warehouse"]] = \
-                        Decimal(level["quantity"])
-                for product, data in c.execute(
-                        select(trade.prices_table.c.product, trade.prices_table.c.data)
-                        .where(trade.prices_table.c.product.in_(chunk))).tuples():
-                    price = trade.as_json(data)
-                    prices.setdefault(product, {})[price["price_type"]] = \
-                        Decimal(price["net_price"])
-        return [ProductRecord(product, stock.get(product.code, {}), prices.get(product.code, {}))
-                for product in products]
+                found += c.execute(statements.products, {"codes": chunk}).tuples().all()
+                for statement, index in ((statements.stock, 0), (statements.prices, 1)):
+                    for product, detail, amount in c.execute(statement, {"codes": chunk}):
+                        levels.setdefault(product, ({}, {}))[index][detail] = Decimal(amount)
+        empty: tuple[dict[str, Decimal], dict[str, Decimal]] = ({}, {})
+        return [
+            ProductRecord(ProductData(code, name, unit, net_price, vat_rate, group, ean,
+                                      as_json(attributes) or {}),
+                          *levels.get(code, empty))
+            for code, name, unit, net_price, vat_rate, group, ean, attributes in found]
 
     def contractors_of(self, codes: Sequence[str]) -> list[Contractor]:
         with self._reading() as c:
@@ -413,6 +439,7 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
                 changed = stored[0].model_copy(update=changes)
                 c.execute(update(kind.table).where(kind.table.c.code == number)
                           .values(data=changed.model_dump(mode="json")))
+                trade.touch(c, "sales_order", [number])
 
 
 def _receivables(c: Connection, *where: Any) -> list[Receivable]:
@@ -428,10 +455,39 @@ class _ChangeRecordingWriter(SqlErpWriter):
         trade.touch(self._connection, "invoice", [invoice.number])
 
 
-def _details(data: Any) -> dict[str, Any]:
-    extra = trade.as_json(data) or {}
-    return {"group": extra.get("group"), "ean": extra.get("ean"),
-            "attributes": extra.get("attributes") or {}}
+@functools.cache
+def _contractor_by(column: str) -> Select[Any]:
+    """The first contractor code (by code) whose ``column`` has the value ``value``."""
+    table = contractors_table
+    return (select(table.c.code).where(table.c[column] == bindparam("value"))
+            .order_by(table.c.code).limit(1))
+
+
+@dataclass(frozen=True)
+class _ProductStatements:
+    products: Select[Any]
+    stock: Select[Any]
+    prices: Select[Any]
+
+
+@functools.cache
+def _product_statements() -> _ProductStatements:
+    """The reads of :meth:`SqlCompanyGateway.product_records`, built once (their compiled
+    form is cached; the code list expands at execution)."""
+    codes: BindParameter[Any] = bindparam("codes", expanding=True)
+    products, details = products_table, trade.product_details_table
+    return _ProductStatements(
+        products=select(products.c.code, products.c.name, products.c.unit,
+                        products.c.net_price, products.c.vat_rate, details.c.product_group,
+                        details.c.ean, details.c.attributes)
+        .select_from(products.outerjoin(details, details.c.code == products.c.code))
+        .where(products.c.code.in_(codes)),
+        stock=select(trade.stock_table.c.product, trade.stock_table.c.detail,
+                     trade.stock_table.c.amount).where(trade.stock_table.c.product.in_(codes)),
+        prices=select(trade.prices_table.c.product, trade.prices_table.c.detail,
+                      trade.prices_table.c.amount)
+        .where(trade.prices_table.c.product.in_(codes)),
+    )
 
 
 class SqlImportWriter(ImportWriter):
@@ -454,11 +510,9 @@ class SqlImportWriter(ImportWriter):
         trade.load_records(self._c, trade.KINDS_BY_KEY[key], [entry])
 
     def find_contractor(self, *, nip: str | None = None, email: str | None = None) -> str | None:
-        table = contractors_table
-        for column, value in ((table.c.nip, nip), (table.c.email, email)):
+        for column, value in (("nip", nip), ("email", email)):
             if value:
-                code = self._c.execute(select(table.c.code).where(column == value)
-                                       .order_by(table.c.code).limit(1)).scalar()
+                code = self._c.execute(_contractor_by(column), {"value": value}).scalar()
                 if code is not None:
                     return str(code)
         return None
@@ -466,14 +520,13 @@ class SqlImportWriter(ImportWriter):
     def put_contractor(self, contractor: Contractor) -> None:
         gateway = self._gateway
         gateway._note_contractor_changes(self._c, [contractor])
-        row = contractor.model_dump()
-        self._c.execute(gateway._statements.upsert(contractors_table, row), [row])
+        self._c.execute(gateway._upsert(contractors_table), [contractor.model_dump()])
 
     def put_product(self, product: Product) -> None:
         gateway = self._gateway
         gateway._note_product_changes(self._c, [product])
-        row = product.model_dump(include=PRODUCT_COLUMNS)
-        self._c.execute(gateway._statements.upsert(products_table, row), [row])
+        self._c.execute(gateway._upsert(products_table),
+                        [product.model_dump(include=PRODUCT_COLUMNS)])
 
     def put_price(self, product: str, price_type: str, net_price: Decimal) -> None:
         from engine.erp.trade import Price
@@ -499,13 +552,8 @@ class SqlImportWriter(ImportWriter):
         return missing
 
     def next_number(self, series: str) -> int:
-        table = numbering_table
-        done = self._c.execute(update(table).where(table.c.series == series)
-                               .values(last=table.c.last + 1).returning(table.c.last)).scalar()
-        if done is None:
-            self._c.execute(insert(table), {"series": series, "last": 1})
-            return 1
-        return int(done)
+        statement = self._gateway._statements.next_number
+        return int(self._c.execute(statement, {"series": series, "last": 1}).scalar_one())
 
     def set_position(self, partner: str, stream: str, position: str, *,
                      received: int = 0) -> None:

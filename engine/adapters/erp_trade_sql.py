@@ -16,7 +16,8 @@ synchronisations' state, in ``erp_`` tables beside the rest of the ERP data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,10 @@ def _record_table(name: str, *, product: bool = False, partner: bool = False) ->
                                                                          nullable=False)]
     if product:
         columns += [Column("product", Text, nullable=False),
+                    Column("detail", Text, nullable=False,
+                           comment="the warehouse or price type (also in data)"),
+                    Column("amount", Text, nullable=False,
+                           comment="the quantity or net price as text (also in data)"),
                     Index(f"{name}_product_idx", "product")]
     if partner:
         columns += [Column("partner", Text), Column("partner_id", Text),
@@ -77,8 +82,11 @@ def _record_table(name: str, *, product: bool = False, partner: bool = False) ->
 product_details_table = Table(
     "erp_product_details", metadata,
     Column("code", Text, primary_key=True),
-    Column("data", JSON, nullable=False, comment="group, ean, attributes"),
+    Column("product_group", Text),
+    Column("ean", Text),
+    Column("attributes", JSON, comment="name to value; null when none"),
 )
+
 warehouses_table = _record_table("erp_warehouses")
 stock_table = _record_table("erp_stock", product=True)
 price_types_table = _record_table("erp_price_types")
@@ -139,6 +147,21 @@ stock_shortfalls_table = Table(
 )
 
 
+def detail_row(code: str, group: str | None, ean: str | None,
+               attributes: Mapping[str, str]) -> dict[str, Any]:
+    """The ``erp_product_details`` row of a product's group, EAN and attributes."""
+    return {"code": code, "product_group": group, "ean": ean,
+            "attributes": dict(attributes) or None}
+
+
+def details_of(row: Any) -> dict[str, Any]:
+    """A product's group, EAN and attributes from its details row (or none)."""
+    if row is None:
+        return {"group": None, "ean": None, "attributes": {}}
+    return {"group": row.product_group, "ean": row.ean,
+            "attributes": as_json(row.attributes) or {}}
+
+
 @dataclass(frozen=True)
 class RecordKind:
     """One document key kept as records: its table, how an entry is keyed, and what
@@ -151,11 +174,14 @@ class RecordKind:
     entity: str | None = None
     change_key: Any = None
     product: Any = None
+    level: Any = None
+    """For a product's stock or price: (warehouse or price type, amount as text)."""
 
     def row(self, entry: BaseModel) -> dict[str, Any]:
         row: dict[str, Any] = {"code": self.code(entry), "data": entry.model_dump(mode="json")}
         if self.product is not None:
             row["product"] = self.product(entry)
+            row["detail"], row["amount"] = self.level(entry)
         if "partner" in self.table.c:
             row["partner"] = getattr(entry, "partner", None)
             row["partner_id"] = getattr(entry, "partner_id", None) \
@@ -185,9 +211,11 @@ RECORD_KINDS: tuple[RecordKind, ...] = (
     RecordKind("product_groups", product_groups_table, ProductGroup, _code,
                "product_group", _code),
     RecordKind("stock", stock_table, StockLevel, lambda e: f"{e.product}|{e.warehouse}",
-               "product_level", _by_product, _by_product),
+               "product_level", _by_product, _by_product,
+               lambda e: (e.warehouse, str(e.quantity))),
     RecordKind("prices", prices_table, Price, lambda e: f"{e.product}|{e.price_type}",
-               "product_level", _by_product, _by_product),
+               "product_level", _by_product, _by_product,
+               lambda e: (e.price_type, str(e.net_price))),
     RecordKind("employees", employees_table, Employee, _code, "employee", _code),
     RecordKind("sales_orders", sales_orders_table, SalesOrder, _number, "sales_order",
                _number),
@@ -207,6 +235,28 @@ def chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 # -- the change log ------------------------------------------------------------------------
 
+DEFERRED = "soa_deferred_changes"
+"""The key of ``Connection.info`` under which :func:`deferring_changes` gathers changes."""
+
+
+@contextmanager
+def deferring_changes(c: Connection) -> Iterator[None]:
+    """Gather the changes :func:`touch` records on ``c`` and record them together when the
+    block ends (before the transaction commits): many small writes then take one round
+    of sequence numbers. A key touched twice keeps its last touch."""
+    gathered: dict[tuple[str, str], bool] = {}
+    c.info[DEFERRED] = gathered
+    try:
+        yield
+    finally:
+        del c.info[DEFERRED]
+    by_kind: dict[tuple[str, bool], list[str]] = {}
+    for (entity, key), deleted in gathered.items():
+        by_kind.setdefault((entity, deleted), []).append(key)
+    for (entity, deleted), keys in by_kind.items():
+        touch(c, entity, keys, deleted=deleted)
+
+
 def touch(c: Connection, entity: str, keys: Iterable[str], *, deleted: bool = False) -> int:
     """Record a change of each of ``keys`` (of ``entity``) in this transaction; return how
     many. Takes the next sequence numbers from the counter row (locking it until the
@@ -214,6 +264,12 @@ def touch(c: Connection, entity: str, keys: Iterable[str], *, deleted: bool = Fa
     unique = list(dict.fromkeys(keys))
     if not unique:
         return 0
+    gathered = c.info.get(DEFERRED)
+    if gathered is not None:
+        for key in unique:
+            gathered.pop((entity, key), None)  # the latest touch goes last
+            gathered[(entity, key)] = deleted
+        return len(unique)
     last = c.execute(
         update(change_counter_table).where(change_counter_table.c.id == 1)
         .values(last=change_counter_table.c.last + len(unique))
@@ -242,7 +298,7 @@ def changes_after(c: Connection, entities: Sequence[str], after: int,
         .where(table.c.entity.in_(list(entities))).where(table.c.seq > after)
         .order_by(table.c.seq).limit(limit)
     ).all()
-    return [Change(row.entity, row.key, int(row.seq), bool(row.deleted)) for row in rows]
+    return [Change(entity, key, int(seq), bool(deleted)) for entity, key, seq, deleted in rows]
 
 
 def last_change(c: Connection) -> int:
@@ -270,8 +326,8 @@ def load_records(c: Connection, kind: RecordKind, entries: Sequence[BaseModel]) 
         c.execute(update(kind.table).where(kind.table.c.code == row["code"])
                   .values({name: value for name, value in row.items() if name != "code"}))
     if kind.entity is not None:
-        touch(c, kind.entity, (kind.change_key(entries_by_code(kind, entries)[code])
-                               for code in changed))
+        given = entries_by_code(kind, entries)
+        touch(c, kind.entity, (kind.change_key(given[code]) for code in changed))
     return len(entries)
 
 

@@ -8,7 +8,7 @@ whichever station or process wrote them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -76,6 +76,10 @@ class EngineMetrics:
             "soa_run_duration_seconds", "How long attempts ran, by kind.", ["kind"],
             buckets=RUN_DURATION_BUCKETS, registry=self.registry,
         )
+        self.sync_items = Counter(
+            "soa_sync_items", "Items partner synchronisations sent or brought in, by kind "
+            "and direction.", ["kind", "direction"], registry=self.registry,
+        )
         self.api_requests = Counter(
             "soa_api_requests", "HTTP requests answered, by method, route and status.",
             ["method", "route", "status"], registry=self.registry,
@@ -88,11 +92,16 @@ class EngineMetrics:
     def add_store_figures(self, figures: StoreFigures) -> None:
         self.registry.register(figures)
 
-    def attempt_ended(self, kind: str, outcome: str, duration_seconds: float) -> None:
+    def attempt_ended(self, kind: str, outcome: str, duration_seconds: float,
+                      counts: Mapping[str, int] | None = None) -> None:
         self.attempts.labels(kind, outcome).inc()
         if outcome != "succeeded":
             self.attempts_failed.labels(kind).inc()
         self.run_duration.labels(kind).observe(duration_seconds)
+        if kind.startswith("sync_") and counts:
+            for direction in ("sent", "received"):
+                if counts.get(direction):
+                    self.sync_items.labels(kind, direction).inc(counts[direction])
 
     def request_answered(self, method: str, route: str, status: int, seconds: float) -> None:
         self.api_requests.labels(method, route, str(status)).inc()

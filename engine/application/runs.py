@@ -376,7 +376,8 @@ class RunService:
         if self._observer is not None:
             ended = ("succeeded" if outcome.succeeded
                      else "timed_out" if outcome.timed_out else "failed")
-            self._observer.attempt_ended(task.kind, ended, outcome.duration_seconds)
+            self._observer.attempt_ended(task.kind, ended, outcome.duration_seconds,
+                                         outcome.counts if outcome.succeeded else None)
         if outcome.succeeded:
             run.succeed(outcome.counts or {}, outcome.duration_seconds, outcome.warnings)
         else:

@@ -16,16 +16,17 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.erp.document import Contractor, Product, Receivable
 from engine.erp.model import Invoice
+from engine.erp.money import VatRate
 from engine.erp.trade import SalesOrder
 
 
-@dataclass(frozen=True)
-class Change:
-    """The latest change of ``key`` of ``entity``: its number, and whether it deleted it."""
+class Change(NamedTuple):
+    """The latest change of ``key`` of ``entity``: its number, and whether it deleted it
+    (a tuple: exports read hundreds of thousands)."""
 
     entity: str
     key: str
@@ -72,12 +73,32 @@ class SyncStatus:
                 "last_error": self.last_error, "full_requested": self.full_requested}
 
 
+@dataclass(frozen=True, slots=True)
+class ProductData:
+    """A product's own fields, as :class:`engine.erp.document.Product` has them (a light
+    record: exports read hundreds of thousands)."""
+
+    code: str
+    name: str
+    unit: str
+    net_price: Decimal
+    vat_rate: VatRate
+    group: str | None = None
+    ean: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, product: Product) -> ProductData:
+        return cls(product.code, product.name, product.unit, product.net_price,
+                   product.vat_rate, product.group, product.ean, dict(product.attributes))
+
+
 @dataclass(frozen=True)
 class ProductRecord:
     """A product with what partners show of it: stock per warehouse, net price per price
-    type (the product's own ``net_price`` too, under ``""``)."""
+    type."""
 
-    product: Product
+    product: ProductData
     stock: dict[str, Decimal]
     prices: dict[str, Decimal]
 

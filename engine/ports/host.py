@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -101,5 +102,7 @@ class OperatorNotifier(ABC):
 class RunObserver(Protocol):
     """Told of every attempt's end as the host records it (for metrics)."""
 
-    def attempt_ended(self, kind: str, outcome: str, duration_seconds: float) -> None:
-        """``outcome``: ``succeeded``, ``failed`` or ``timed_out``."""
+    def attempt_ended(self, kind: str, outcome: str, duration_seconds: float,
+                      counts: Mapping[str, int] | None = None) -> None:
+        """``outcome``: ``succeeded``, ``failed`` or ``timed_out``; ``counts``: what a
+        successful attempt reported (such as a synchronisation's ``sent``, ``received``)."""

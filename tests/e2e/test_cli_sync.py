@@ -1,7 +1,7 @@
 """``soa sync`` through the installed command, against the partner simulator: configure
 (refusals in one line, exit 2), the device login, a synchronisation run by the host, its
-status, a reset, orders brought in, and credentials that appear in no output, log or raw
-byte of the databases."""
+status, a reset, orders brought in, the same through the HTTP API, and credentials that
+appear in no CLI or API output, log or raw byte of the databases."""
 
 from __future__ import annotations
 
@@ -93,12 +93,38 @@ def test_configure_login_run_status_and_reset(soa: Soa, tmp_path: Path,
     assert [(order["number"], order["partner_order_id"]) for order in orders] == [
         ("ZS/1/2026/WSZ", "S1")]
 
-    soa.ok("BIURO", "sync", "reset", "Firma", "wszystkopl")
+    # The API answers as the CLI does, takes a configuration, refuses bad input with 422
+    api_url = soa.status("BIURO")["api_url"]
+    api = httpx.Client(base_url=api_url, timeout=30, headers={
+        "Authorization": f"Bearer {soa.ok('BIURO', 'api-token').strip()}"})
+    with api:
+        assert api.get("/api/companies/Firma/sync").json() == soa.json(
+            "AUDIT", "sync", "status", "Firma")
+        assert api.get("/api/companies/Firma/sales-orders").json() == orders
+        refused = api.put("/api/companies/Firma/sync/wszystkopl",
+                          json={"url": base, "settings": {"nope": "1"}})
+        assert refused.status_code == 422 and "nope" in refused.json()["error"]
+        assert api.put("/api/companies/Firma/sync/kaufland", json={"url": base}
+                       ).status_code == 422
+        changed = api.put("/api/companies/Firma/sync/wszystkopl",
+                          json={"url": base, "settings": {"series": "WSZ2"}})
+        assert changed.status_code == 200, changed.text
+        assert api.post("/api/companies/Firma/sync/wszystkopl/reset").json()[
+            "full_requested"] is True
+        metrics = api.get("/metrics").text
+        assert 'soa_sync_items_total{direction="received",kind="sync_wszystkopl"} 1.0' \
+            in metrics, metrics
+        outputs = [api.get("/api/companies/Firma/sync").text,
+                   api.get("/api/logs").text, api.get("/api/runs").text,
+                   api.get(f"/api/runs/{run_id}").text, api.get("/metrics").text,
+                   api.get("/companies/Firma", cookies={"soa_token": soa.ok(
+                       "BIURO", "api-token").strip()}).text]
     assert soa.json("AUDIT", "sync", "status", "Firma")[0]["full_requested"] is True
+    soa.ok("BIURO", "sync", "reset", "Firma", "wszystkopl")
     soa.ok("BIURO", "stop")
 
     # The credential and the tokens are nowhere in the clear
-    outputs = [soa.ok("AUDIT", "sync", "status", "Firma"),
+    outputs += [soa.ok("AUDIT", "sync", "status", "Firma"),
                soa.ok("AUDIT", "sync", "status", "Firma", "--json"),
                soa.ok("AUDIT", "erp", "export", "Firma"),
                soa.ok("AUDIT", "logs", "--json")]

@@ -178,6 +178,18 @@ def test_orders_come_in_once_and_status_goes_back(
     assert served["S1"]["trackingNumbers"] == ["PL123"]
 
 
+def test_a_bad_order_is_warned_about_and_takes_no_number(
+        runner: SyncRunner, simulator: PartnerSimulator) -> None:
+    bad = sale(2, items=[{"offerExternalId": "P001", "quantity": "1", "price": "x",
+                          "vatRate": "23"}])
+    sim_post(simulator.url, "/_sim/seed", {"wszystkopl": {"sales": [sale(1), bad, sale(3)]}})
+    assert runner.run()["received"] == 2
+    assert [order.number for order in runner.gateway.sales_orders()] == [
+        "ZS/1/2026/WSZ", "ZS/2/2026/WSZ"]
+    assert any("order S2 of wszystko.pl was not brought in" in warning
+               for warning in runner.warnings)
+
+
 def test_faults_are_survived_and_everything_is_delivered_once(
         runner: SyncRunner, simulator: PartnerSimulator) -> None:
     sim_post(simulator.url, "/_sim/seed", {"wszystkopl": {"sales": [sale(n) for n in

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.adapters.partners.http import PartnerHttp
 from engine.domain.errors import DomainError, SoaError
 from engine.erp.sync import Change, ImportWriter, PartnerConnection, SyncGateway
+from engine.erp.trade import SalesOrder
 from engine.operations.contract import ErpNotAvailableError, RunContext
 from engine.operations.erp.common import RunCancelledError
 
@@ -269,6 +270,26 @@ def split(changes: Sequence[Change]) -> tuple[list[str], list[str]]:
     upserted = list(dict.fromkeys(change.key for change in changes if not change.deleted))
     deleted = list(dict.fromkeys(change.key for change in changes if change.deleted))
     return upserted, deleted
+
+
+def changed_orders(job: SyncJob) -> Iterator[list[SalesOrder]]:
+    """The partner's customer orders changed since the last call of an earlier run (by
+    the import that brought them in, by the ERP, or by an acknowledgement), a batch at a
+    time: what status reports and confirmations look at. The position (``ack:orders``)
+    advances once the caller has handled a batch, so the work scales with the changes,
+    not with every order ever brought in."""
+    position = "ack:orders"
+    watermark = int(job.gateway.positions(job.partner).get(position, "0"))
+    while True:
+        job.check_cancelled()
+        changes = job.gateway.changes(("sales_order",), watermark, job.connection.batch_size)
+        if not changes:
+            return
+        keys = [change.key for change in changes if not change.deleted]
+        yield [order for order in job.gateway.records("sales_orders", keys)
+               if order.partner == job.partner and order.partner_order_id is not None]
+        watermark = changes[-1].seq
+        job.gateway.save_position(job.partner, position, str(watermark))
 
 
 def import_pages(job: SyncJob, stream: Import) -> None:

@@ -33,7 +33,14 @@ from engine.erp.fields import normal_phone
 from engine.erp.money import money_text
 from engine.erp.sync import ImportWriter, ProductRecord
 from engine.erp.trade import OrderLine, ProductGroup, SalesOrder, Shipping
-from engine.operations.sync.core import Export, Import, PartnerSettings, PartnerSync, SyncJob
+from engine.operations.sync.core import (
+    Export,
+    Import,
+    PartnerSettings,
+    PartnerSync,
+    SyncJob,
+    changed_orders,
+)
 from engine.operations.sync.wszystkopl import gross, quantity_text
 
 PARTNER: Literal["esklep"] = "esklep"
@@ -218,9 +225,9 @@ class EsklepSync(PartnerSync):
     # -- confirmations -----------------------------------------------------------------------
 
     def after_imports(self, job: SyncJob) -> None:
-        for order in job.gateway.sales_orders(PARTNER):
-            if order.partner_order_id is None or order.status_reported in (
-                    CONFIRMED, CONFIRM_REFUSED):
+        for order in (order for batch in changed_orders(job) for order in batch):
+            assert order.partner_order_id is not None
+            if order.status_reported in (CONFIRMED, CONFIRM_REFUSED):
                 continue
             job.check_cancelled()
             try:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from engine.erp.document import Contractor, normal_nip
 from engine.erp.money import VatRate, money_text, to_grosz, vat_fraction
@@ -31,6 +31,7 @@ from engine.operations.sync.core import (
     PartnerSettings,
     PartnerSync,
     SyncJob,
+    changed_orders,
 )
 
 PARTNER: Literal["wszystkopl"] = "wszystkopl"
@@ -172,26 +173,41 @@ class WszystkoplSync(PartnerSync):
             if str(sale["id"]) in known:
                 continue
             known.add(str(sale["id"]))
+            try:  # checked whole before a number is taken: numbering stays gap-free
+                order = self._order(job, sale)
+            except (ValidationError, InvalidOperation, ValueError, TypeError):
+                job.warn(f"order {str(sale['id'])[:60]} of wszystko.pl was not brought in: "
+                         "its items, prices or shipping are not valid")
+                continue
             contractor = self._buyer(job, writer, sale.get("buyer") or {})
             if contractor is None:
                 job.warn(f"order {sale['id']} of wszystko.pl was not brought in: its buyer "
                          "matches no contractor and create_customers is off")
                 continue
-            day = _day(sale.get("createdAt"), job.instant)
-            sequence = writer.next_number(f"ZS/{day.year}/{settings.series}")
-            shipping = sale.get("shipping") or {}
-            payment = sale.get("payment") or {}
-            writer.add("sales_orders", SalesOrder(
-                number=f"ZS/{sequence}/{day.year}/{settings.series}", series=settings.series,
-                partner=PARTNER, partner_order_id=str(sale["id"]), contractor=contractor,
-                date=day, lines=[_line(item) for item in sale.get("items") or []],
-                shipping=Shipping(item=settings.shipping_item,
-                                  method=str(shipping.get("method") or ""),
-                                  amount=Decimal(str(shipping.get("cost") or "0"))),
-                payment_form=_payment_form(settings, payment),
-                status_reported="new"))
+            sequence = writer.next_number(f"ZS/{order.date.year}/{settings.series}")
+            writer.add("sales_orders", order.model_copy(update={
+                "number": f"ZS/{sequence}/{order.date.year}/{settings.series}",
+                "contractor": contractor}))
             created += 1
         return created
+
+    def _order(self, job: SyncJob, sale: dict[str, Any]) -> SalesOrder:
+        """The sale as a customer order, without its number and contractor yet.
+
+        :raises ValidationError: (or ValueError) for items or amounts that are not valid.
+        """
+        settings: WszystkoplSettings = job.settings
+        shipping = sale.get("shipping") or {}
+        return SalesOrder(
+            number="?", series=settings.series, partner=PARTNER,
+            partner_order_id=str(sale["id"]), contractor="?",
+            date=_day(sale.get("createdAt"), job.instant),
+            lines=[_line(item) for item in sale.get("items") or []],
+            shipping=Shipping(item=settings.shipping_item,
+                              method=str(shipping.get("method") or ""),
+                              amount=Decimal(str(shipping.get("cost") or "0"))),
+            payment_form=_payment_form(settings, sale.get("payment") or {}),
+            status_reported="new")
 
     def _buyer(self, job: SyncJob, writer: ImportWriter, buyer: dict[str, Any]) -> str | None:
         settings: WszystkoplSettings = job.settings
@@ -218,9 +234,8 @@ class WszystkoplSync(PartnerSync):
     # -- status back -------------------------------------------------------------------------
 
     def after_imports(self, job: SyncJob) -> None:
-        for order in job.gateway.sales_orders(PARTNER):
-            if order.partner_order_id is None:
-                continue
+        for order in (order for batch in changed_orders(job) for order in batch):
+            assert order.partner_order_id is not None
             if order.status != order.status_reported:
                 job.http.send("PUT", "/me/sales/updateStatus",
                               {"sales": [{"id": order.partner_order_id, "status": order.status}]},

@@ -32,7 +32,7 @@ from pydantic import Field, ValidationError, field_validator
 from engine.erp.document import Contractor, Product
 from engine.erp.model import Invoice
 from engine.erp.money import VatRate, money_text, to_grosz, vat_fraction
-from engine.erp.sync import ImportWriter
+from engine.erp.sync import ImportWriter, ProductData
 from engine.erp.trade import CashEntry, Payment, PriceType, RetailDocument
 from engine.operations.sync.core import Export, Import, PartnerSettings, PartnerSync, SyncJob
 
@@ -142,10 +142,10 @@ class XlSync(PartnerSync):
                 job.warn(f"product {code[:60]!r} of headquarters was not brought in: its "
                          "code, name, price or VAT rate is not valid")
                 continue
-            if old is not None and _same_product(old, product):
+            if old is not None and _same_product(old, ProductData.of(product)):
                 continue
             writer.put_product(product)
-            stored[code] = product
+            stored[code] = ProductData.of(product)
             changed += 1
         return changed
 
@@ -295,7 +295,7 @@ def _delete(job: SyncJob, writer: ImportWriter, key: str, code: str,
     return deleted
 
 
-def _same_product(old: Product, new: Product) -> bool:
+def _same_product(old: ProductData, new: ProductData) -> bool:
     fields = ("name", "unit", "net_price", "vat_rate")
     return all(getattr(old, name) == getattr(new, name) for name in fields)
 

@@ -371,3 +371,48 @@ def post_preview(request: Request, company: str, body: PreviewRequest) -> list[d
     writes nothing."""
     return services(request).erp.preview(company, body.kind, as_of=body.as_of,
                                          params=body.params)
+
+
+@api.get("/companies/{company}/sales-orders")
+def get_sales_orders(request: Request, company: str) -> list[dict[str, Any]]:
+    """Customer orders, as ``soa erp sales-orders --json``."""
+    return [order.model_dump(mode="json") for order in services(request).erp.sales_orders(company)]
+
+
+# -- partner synchronisations --------------------------------------------------------------
+
+PartnerName = Literal["wszystkopl", "esklep", "detal", "mobile", "xl", "hrm", "apfino"]
+
+
+@api.get("/companies/{company}/sync")
+def get_sync_status(request: Request, company: str) -> list[dict[str, Any]]:
+    """Each configured partner's state, as ``soa sync status --json`` (never a credential)."""
+    return [status.as_json() for status in services(request).sync.statuses(company)]
+
+
+class SyncConfigureRequest(StrictModel):
+    url: str = Field(max_length=2000, examples=["https://sklep.example.pl/api"])
+    credential: str | None = Field(default=None, max_length=4000,
+                                   description="Stored encrypted; never returned.")
+    settings: dict[str, str] = Field(default_factory=dict)
+    batch_size: int | None = Field(default=None, ge=1, le=5000)
+    rate_limit: float | None = Field(default=None, gt=0, le=10_000)
+
+
+@api.put("/companies/{company}/sync/{partner}")
+def put_sync_configure(request: Request, company: str, partner: PartnerName,
+                       body: SyncConfigureRequest) -> dict[str, Any]:
+    """Set how the company reaches ``partner``, as ``soa sync configure``."""
+    sync = services(request).sync
+    sync.configure(company, partner, url=body.url, credential=body.credential,
+                   settings=body.settings, batch_size=body.batch_size,
+                   rate_limit=body.rate_limit)
+    return next(status.as_json() for status in sync.statuses(company)
+                if status.partner == partner)
+
+
+@api.post("/companies/{company}/sync/{partner}/reset")
+def post_sync_reset(request: Request, company: str, partner: PartnerName) -> dict[str, Any]:
+    """Ask for a full synchronisation of ``partner`` at its next run (``soa sync reset``)."""
+    services(request).sync.reset(company, partner)
+    return {"partner": partner, "full_requested": True}

@@ -149,14 +149,19 @@ def logs(request: Request, since: str = "", status: str = "",
 
 @router.get("/companies/{name:path}")
 def company(request: Request, name: str) -> Response:
-    """The company's invoices, service orders, dunning history and outbox (as ``soa erp
-    invoices|service-orders|dunning-history|outbox``); an unknown company's refusal once."""
+    """The company's partner synchronisations, customer orders, invoices, service orders,
+    dunning history and outbox (as ``soa sync status`` and ``soa erp sales-orders|invoices|
+    service-orders|dunning-history|outbox``); an unknown company's refusal once."""
     erp = services_of(request).erp
+    sync, sync_error = attempt(partial(services_of(request).sync.statuses, name))
+    sales_orders, sales_error = attempt(partial(erp.sales_orders, name))
     invoices, invoices_error = attempt(partial(erp.invoices, name))
     orders, orders_error = attempt(partial(erp.service_orders, name))
     dunning, dunning_error = attempt(partial(erp.dunning_history, name))
     outbox, outbox_error = attempt(partial(erp.outbox, name))
-    errors = [invoices_error, orders_error, dunning_error, outbox_error]
-    return render(request, "company.html", name=name, invoices=invoices or [],
+    errors = [sync_error, sales_error, invoices_error, orders_error, dunning_error,
+              outbox_error]
+    return render(request, "company.html", name=name, sync=sync or [],
+                  sales_orders=sales_orders or [], invoices=invoices or [],
                   service_orders=orders or [], dunning=dunning or [], outbox=outbox or [],
                   errors=list(dict.fromkeys(error for error in errors if error)))
