@@ -50,7 +50,8 @@ from engine.adapters.secret_box import SecretBox  # noqa: E402
 from engine.erp.document import ErpDocument  # noqa: E402
 from engine.operations.sync.core import PartnerSync  # noqa: E402
 from engine.operations.sync.esklep import EsklepSync  # noqa: E402
-from engine.operations.sync.wszystkopl import WszystkoplSync, gross  # noqa: E402
+from engine.operations.sync.mapping import gross  # noqa: E402
+from engine.operations.sync.wszystkopl import WszystkoplSync  # noqa: E402
 from tests.integration.sync_support import SyncRunner  # noqa: E402
 
 BATCH = 1000

@@ -122,3 +122,23 @@ def sim_post(base: str, path: str, body: Any) -> Any:
     answer = httpx.post(f"{base}{path}", json=body, timeout=30)
     answer.raise_for_status()
     return answer.json() if answer.content else None
+
+
+def survive_faults(runner: SyncRunner, simulator_url: str, *, error_rate: float = 0.3,
+                   reset_rate: float = 0.1) -> None:
+    """Run under the simulator's faults until a run succeeds (a run may give up on a
+    stubborn partner; the next goes on from there), then once more without faults."""
+    sim_post(simulator_url, "/_sim/faults", {"error_rate": error_rate,
+                                             "reset_rate": reset_rate})
+    try:
+        for _ in range(20):
+            try:
+                runner.run()
+                break
+            except Exception:  # PartnerUnavailableError after too many faults in a row
+                continue
+        else:
+            raise AssertionError("no run succeeded under faults in 20 tries")
+    finally:
+        sim_post(simulator_url, "/_sim/faults", {"error_rate": 0, "reset_rate": 0})
+    runner.run()

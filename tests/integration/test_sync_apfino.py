@@ -25,20 +25,11 @@ from tests.integration.sync_support import (
     load,
     sim_post,
     sim_state,
+    survive_faults,
 )
 
 SELLER = {"name": "Firma sp. z o.o.", "nip": "5260250274",
           "bank_account": "PL61109010140000071219812874"}
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[PartnerSimulator]:
-    simulator = PartnerSimulator(0, seed=13)
-    simulator.start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
 
 
 def invoice(number: int, net: str = "100.00", *, currency: str = "PLN",
@@ -193,19 +184,7 @@ def test_faults_are_survived_and_everything_is_delivered_once(
     add_invoices(runner.gateway, [invoice(n) for n in range(1, 41)])
     load(runner.gateway, {"payments": [payment(n, f"FA/{n}/12/2026", "123.00")
                                        for n in range(1, 11)]})
-    sim_post(simulator.url, "/_sim/faults", {"error_rate": 0.3, "reset_rate": 0.1})
-    try:
-        for _ in range(20):  # a run may give up on a stubborn partner; the next goes on
-            try:
-                runner.run()
-                break
-            except Exception:
-                continue
-        else:
-            raise AssertionError("no run succeeded")
-    finally:
-        sim_post(simulator.url, "/_sim/faults", {"error_rate": 0, "reset_rate": 0})
-    runner.run()
+    survive_faults(runner, simulator.url)
     state = sim_state(simulator.url)
     assert state["counters"]["apfino"]["faults"] > 0
     received = state["apfino"]["received_counts"]

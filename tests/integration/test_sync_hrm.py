@@ -25,16 +25,6 @@ from tests.integration.sync_support import (
 EMPLOYEES = 20
 
 
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[PartnerSimulator]:
-    simulator = PartnerSimulator(0, seed=11)
-    simulator.start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
 def employee(number: int, **more: Any) -> dict[str, Any]:
     return {"code": f"E{number:04}", "first_name": "Anna", "last_name": f"Nowak {number}",
             "email": f"a.nowak{number}@firma.pl", "phone": "+48601100200",

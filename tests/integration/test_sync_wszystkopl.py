@@ -20,19 +20,10 @@ from tests.integration.sync_support import (
     load,
     sim_post,
     sim_state,
+    survive_faults,
 )
 
 PRODUCTS = 30
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[PartnerSimulator]:
-    simulator = PartnerSimulator(0, seed=7)
-    simulator.start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
 
 
 def company_data() -> dict[str, Any]:
@@ -194,17 +185,7 @@ def test_faults_are_survived_and_everything_is_delivered_once(
         runner: SyncRunner, simulator: PartnerSimulator) -> None:
     sim_post(simulator.url, "/_sim/seed", {"wszystkopl": {"sales": [sale(n) for n in
                                                                      range(1, 21)]}})
-    sim_post(simulator.url, "/_sim/faults", {"error_rate": 0.3, "reset_rate": 0.1})
-    try:
-        for _ in range(20):  # a run may give up on a stubborn partner; the next goes on
-            try:
-                runner.run()
-                break
-            except Exception:
-                continue
-    finally:
-        sim_post(simulator.url, "/_sim/faults", {"error_rate": 0, "reset_rate": 0})
-    runner.run()
+    survive_faults(runner, simulator.url)
     state = sim_state(simulator.url)
     assert state["requests"]["faults"] > 0
     received = state["wszystkopl"]["received_counts"]["offers"]

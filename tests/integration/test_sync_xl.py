@@ -25,19 +25,10 @@ from tests.integration.sync_support import (
     load,
     sim_post,
     sim_state,
+    survive_faults,
 )
 
 ENTRIES = 6
-
-
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[PartnerSimulator]:
-    simulator = PartnerSimulator(0, seed=13)
-    simulator.start()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
 
 
 def company_data() -> dict[str, Any]:
@@ -237,17 +228,7 @@ def test_faults_are_survived_and_everything_is_delivered_once(
     # Fewer, larger requests keep the retries' backoff short
     runner.gateway.configure("xl", url=simulator.base_url("xl"), credential=None,
                              settings={}, batch_size=10)
-    sim_post(simulator.url, "/_sim/faults", {"error_rate": 0.3, "reset_rate": 0.1})
-    try:
-        for _ in range(20):  # a run may give up on a stubborn partner; the next goes on
-            try:
-                runner.run()
-                break
-            except Exception:
-                continue
-    finally:
-        sim_post(simulator.url, "/_sim/faults", {"error_rate": 0, "reset_rate": 0})
-    runner.run()
+    survive_faults(runner, simulator.url)
     state = sim_state(simulator.url)
     assert state["requests"]["faults"] > 0
     received = state["xl"]["received_counts"]

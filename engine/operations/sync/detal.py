@@ -20,26 +20,22 @@ cash entries in (contract: docs/partners/detal.md).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from engine.erp.document import Contractor
 from engine.erp.sync import ImportWriter
 from engine.erp.trade import CashEntry, OrderLine, RetailDocument
 from engine.operations.sync.core import Export, Import, PartnerSettings, PartnerSync, SyncJob
-from engine.operations.sync.esklep import (
-    address_text,
+from engine.operations.sync.mapping import (
+    CustomerIntake,
+    gross,
     one_line,
-    valid_email,
-    valid_nip,
-    valid_phone,
+    page_fetcher,
+    prefixed_code,
 )
-from engine.operations.sync.wszystkopl import gross
 
 PARTNER: Literal["detal"] = "detal"
 PREFIX = "DET-"
@@ -68,11 +64,11 @@ class DetalSync(PartnerSync):
                 Export("customers", ("contractor",), self._send_customers)]
 
     def imports(self) -> list[Import]:
-        return [Import("customers", self._fetch("/customers/new", "customers"),
+        return [Import("customers", page_fetcher("/customers/new", "customers"),
                        self._store_customers),
-                Import("documents", self._fetch("/documents", "documents"),
+                Import("documents", page_fetcher("/documents", "documents"),
                        self._store_documents),
-                Import("cash", self._fetch("/cash", "entries"), self._store_cash)]
+                Import("cash", page_fetcher("/cash", "entries"), self._store_cash)]
 
     def synchronise(self, job: SyncJob) -> None:
         """The core's run, then one warning per day and warehouse short of stock."""
@@ -125,61 +121,30 @@ class DetalSync(PartnerSync):
 
     # -- in ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _fetch(path: str, answer: str) -> Any:
-        def fetch(job: SyncJob, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-            params: dict[str, str | int] = {"limit": min(job.connection.batch_size, 1000)}
-            if cursor:
-                params["cursor"] = cursor
-            page = job.http.get(path, params) or {}
-            return list(page.get(answer) or []), page.get("next_cursor")
-        return fetch
-
     def _store_customers(self, job: SyncJob, writer: ImportWriter,
                          customers: list[dict[str, Any]]) -> int:
-        existing = existing_codes(job, customers)
+        intake = self._intake(job, writer)
+        intake.read_existing(customers)
         created = 0
         for customer in customers:
             if not customer.get("id"):
                 job.warn("a customer added at the Detal till without an id was not "
                          "brought in")
                 continue
-            if customer_code(customer) in existing:
+            code = prefixed_code(PREFIX, customer["id"])
+            if intake.existing is not None and code in intake.existing:
                 continue
-            before = len(existing)
-            self._contractor(job, writer, customer, existing)
-            created += len(existing) - before
+            if intake.contractor_of(customer) == code:
+                created += 1
         return created
 
-    def _contractor(self, job: SyncJob, writer: ImportWriter, customer: dict[str, Any],
-                    existing: set[str]) -> str | None:
-        """The contractor of a till customer: ``DET-<id>`` if stored, else one matched by
-        NIP (first) or e-mail, else ``DET-<id>`` created (if create_customers)."""
+    @staticmethod
+    def _intake(job: SyncJob, writer: ImportWriter) -> CustomerIntake:
+        """Till customers: ``DET-<id>`` if stored, else one matched by NIP (first) or
+        e-mail, else ``DET-<id>`` created (if create_customers)."""
         settings: DetalSettings = job.settings
-        code = customer_code(customer) if customer.get("id") else None
-        if code is not None and code in existing:
-            return code
-        nip = valid_nip(customer.get("nip"))
-        email = valid_email(customer.get("email"))
-        found = writer.find_contractor(nip=nip, email=email)
-        if found is not None:
-            job.counts["customers_matched"] += 1
-            return found
-        if code is None or not settings.create_customers:
-            return None
-        try:
-            contractor = Contractor(
-                code=code, name=str(customer.get("name") or "").strip() or code, nip=nip,
-                email=email, phone=valid_phone(customer.get("phone")),
-                address=address_text(customer.get("address")))
-        except ValidationError as error:
-            job.warn(f"customer {customer.get('id')} of the Detal till was not brought in: "
-                     f"{one_line(error)}")
-            return None
-        writer.put_contractor(contractor)
-        existing.add(code)
-        job.counts["customers_created"] += 1
-        return code
+        return CustomerIntake(job, writer, PREFIX, "the Detal till",
+                              create=settings.create_customers)
 
     def _store_documents(self, job: SyncJob, writer: ImportWriter,
                          documents: list[dict[str, Any]]) -> int:
@@ -188,8 +153,9 @@ class DetalSync(PartnerSync):
         known = writer.known("retail_documents", PARTNER, ids)
         # Every read of the gateway comes before the page's first write.
         fresh = [document for document in documents if str(document.get("id")) not in known]
-        existing = existing_codes(job, (document["customer"] for document in fresh
-                                        if isinstance(document.get("customer"), dict)))
+        intake = self._intake(job, writer)
+        intake.read_existing(document["customer"] for document in fresh
+                             if isinstance(document.get("customer"), dict))
         named = {str(document["customer"]) for document in fresh
                  if isinstance(document.get("customer"), str) and document["customer"]}
         contractors = {contractor.code for contractor in job.gateway.contractors_of(
@@ -207,7 +173,7 @@ class DetalSync(PartnerSync):
             known.add(document_id)
             try:
                 retail = self._retail_document(job, writer, document, numbers,
-                                               contractors, existing)
+                                               contractors, intake)
             except (ValueError, InvalidOperation) as error:
                 job.warn(f"document {document_id} of the Detal till was not brought in: "
                          f"{one_line(error)}")
@@ -238,7 +204,7 @@ class DetalSync(PartnerSync):
 
     def _retail_document(self, job: SyncJob, writer: ImportWriter, document: dict[str, Any],
                          numbers: dict[str, str], contractors: set[str],
-                         existing: set[str]) -> RetailDocument:
+                         intake: CustomerIntake) -> RetailDocument:
         """The document as the ERP keeps it, its customer found or created.
 
         :raises ValueError: if it cannot be brought in.
@@ -266,7 +232,7 @@ class DetalSync(PartnerSync):
                 job.warn(f"document {retail.number} of the Detal till names customer "
                          f"{customer[:60]} that the ERP lacks; kept without a customer")
         elif isinstance(customer, dict):
-            contractor = self._contractor(job, writer, customer, existing)
+            contractor = intake.contractor_of(customer)
         return retail.model_copy(update={"contractor": contractor})
 
     def _numbers(self, job: SyncJob, documents: list[dict[str, Any]],
@@ -308,17 +274,6 @@ class DetalSync(PartnerSync):
             writer.add("cash_entries", cash)
             created += 1
         return created
-
-
-def customer_code(customer: dict[str, Any]) -> str:
-    return PREFIX + re.sub(r"[^0-9A-Za-z_.-]+", "-", str(customer["id"]))[:50]
-
-
-def existing_codes(job: SyncJob, customers: Iterable[dict[str, Any]]) -> set[str]:
-    """Which customers' ``DET-<id>`` contractors exist (read before the page's writes)."""
-    codes = [customer_code(customer) for customer in customers if customer.get("id")]
-    return {contractor.code for contractor in job.gateway.contractors_of(codes)} \
-        if codes else set()
 
 
 def document_line(line: dict[str, Any]) -> OrderLine:

@@ -18,18 +18,13 @@ in is confirmed to the shop once (contract: docs/partners/esklep.md).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from engine.adapters.partners.http import PartnerRequestError
-from engine.erp.document import Contractor, normal_nip
-from engine.erp.fields import normal_phone
 from engine.erp.money import money_text
 from engine.erp.sync import ImportWriter, ProductRecord
 from engine.erp.trade import OrderLine, ProductGroup, SalesOrder, Shipping
@@ -41,7 +36,15 @@ from engine.operations.sync.core import (
     SyncJob,
     changed_orders,
 )
-from engine.operations.sync.wszystkopl import gross, quantity_text
+from engine.operations.sync.mapping import (
+    CustomerIntake,
+    gross,
+    one_line,
+    page_fetcher,
+    partner_day,
+    prefixed_code,
+    quantity_text,
+)
 
 PARTNER: Literal["esklep"] = "esklep"
 CUSTOMER_PREFIX = "SKL-"
@@ -51,7 +54,6 @@ CONFIRM_REFUSED = "confirm_refused"
 PaymentForm = Literal["transfer", "cash", "card", "online"]
 PAYMENT_FORMS: dict[str, PaymentForm] = {
     "transfer": "transfer", "cash_on_delivery": "cash", "online": "online", "card": "card"}
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class EsklepSettings(PartnerSettings):
@@ -85,9 +87,9 @@ class EsklepSync(PartnerSync):
                        full_entities=("product",))]
 
     def imports(self) -> list[Import]:
-        return [Import("customers", self._fetch("/customers", "customers"),
+        return [Import("customers", page_fetcher("/customers", "customers"),
                        self._store_customers),
-                Import("orders", self._fetch("/orders", "orders",
+                Import("orders", page_fetcher("/orders", "orders",
                                              status="awaiting_confirmation"),
                        self._store_orders)]
 
@@ -124,38 +126,37 @@ class EsklepSync(PartnerSync):
 
     # -- in ----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _fetch(path: str, answer: str, **query: str) -> Any:
-        def fetch(job: SyncJob, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-            params: dict[str, str | int] = {**query, "limit": min(job.connection.batch_size,
-                                                                   1000)}
-            if cursor:
-                params["cursor"] = cursor
-            page = job.http.get(path, params) or {}
-            return list(page.get(answer) or []), page.get("next_cursor")
-        return fetch
-
     def _store_customers(self, job: SyncJob, writer: ImportWriter,
                          customers: list[dict[str, Any]]) -> int:
-        existing = existing_codes(job, customers)
+        intake = self._intake(job, writer)
+        intake.read_existing(customers)
         created = 0
         for customer in customers:
             if not customer.get("id"):
                 job.warn("a customer of e-Sklep without an id was not brought in")
                 continue
-            code = customer_code(customer)
-            if code in existing:
+            code = prefixed_code(CUSTOMER_PREFIX, customer["id"])
+            if intake.existing is not None and code in intake.existing:
                 continue
-            found = self._contractor(job, writer, customer, existing)
-            if found == code:
+            if intake.contractor_of(customer) == code:
                 created += 1
         return created
+
+    @staticmethod
+    def _intake(job: SyncJob, writer: ImportWriter) -> CustomerIntake:
+        settings: EsklepSettings = job.settings
+        match = settings.match_customers
+        return CustomerIntake(job, writer, CUSTOMER_PREFIX, "e-Sklep",
+                              create=settings.create_customers,
+                              match_nip=match in ("nip_email", "nip"),
+                              match_email=match in ("nip_email", "email"))
 
     def _store_orders(self, job: SyncJob, writer: ImportWriter,
                       orders: list[dict[str, Any]]) -> int:
         settings: EsklepSettings = job.settings
         known = writer.known("sales_orders", PARTNER, [str(order.get("id")) for order in orders])
-        existing = existing_codes(job, (order.get("customer") or {} for order in orders))
+        intake = self._intake(job, writer)
+        intake.read_existing(order.get("customer") or {} for order in orders)
         created = 0
         for order in orders:
             order_id = str(order.get("id") or "")
@@ -174,12 +175,12 @@ class EsklepSync(PartnerSync):
                 job.warn(f"order {order_id} of e-Sklep was not brought in: "
                          f"{one_line(error)}")
                 continue
-            contractor = self._contractor(job, writer, order.get("customer") or {}, existing)
+            contractor = intake.contractor_of(order.get("customer") or {})
             if contractor is None:
                 job.warn(f"order {order_id} of e-Sklep was not brought in: its customer "
                          "matches no contractor and create_customers is off")
                 continue
-            day = order_day(order.get("created"), job.instant)
+            day = partner_day(order.get("created"), job.instant.date())
             sequence = writer.next_number(f"ZS/{day.year}/{settings.series}")
             writer.add("sales_orders", SalesOrder(
                 number=f"ZS/{sequence}/{day.year}/{settings.series}", series=settings.series,
@@ -188,39 +189,6 @@ class EsklepSync(PartnerSync):
                 payment_form=PAYMENT_FORMS.get(str(order.get("payment")), "transfer")))
             created += 1
         return created
-
-    def _contractor(self, job: SyncJob, writer: ImportWriter, customer: dict[str, Any],
-                    existing: set[str]) -> str | None:
-        """The contractor of a shop customer: ``SKL-<id>`` if stored, else one matched
-        (settings), else ``SKL-<id>`` created (if create_customers)."""
-        settings: EsklepSettings = job.settings
-        code = customer_code(customer) if customer.get("id") else None
-        if code is not None and code in existing:
-            return code
-        nip = valid_nip(customer.get("nip"))
-        email = valid_email(customer.get("email"))
-        match = settings.match_customers
-        found = writer.find_contractor(
-            nip=nip if match in ("nip_email", "nip") else None,
-            email=email if match in ("nip_email", "email") else None)
-        if found is not None:
-            job.counts["customers_matched"] += 1
-            return found
-        if code is None or not settings.create_customers:
-            return None
-        try:
-            contractor = Contractor(
-                code=code, name=str(customer.get("name") or "").strip() or code, nip=nip,
-                email=email, phone=valid_phone(customer.get("phone")),
-                address=address_text(customer.get("address")))
-        except ValidationError as error:
-            job.warn(f"customer {customer.get('id')} of e-Sklep was not brought in: "
-                     f"{one_line(error)}")
-            return None
-        writer.put_contractor(contractor)
-        existing.add(code)
-        job.counts["customers_created"] += 1
-        return code
 
     # -- confirmations -----------------------------------------------------------------------
 
@@ -255,69 +223,8 @@ def shop_product(settings: EsklepSettings, record: ProductRecord) -> dict[str, A
             "attributes": dict(product.attributes), "ean": product.ean}
 
 
-def customer_code(customer: dict[str, Any]) -> str:
-    return CUSTOMER_PREFIX + re.sub(r"[^0-9A-Za-z_.-]+", "-", str(customer["id"]))[:50]
-
-
-def existing_codes(job: SyncJob, customers: Iterable[dict[str, Any]]) -> set[str]:
-    """Which customers' ``SKL-<id>`` contractors exist (read before the page's writes)."""
-    codes = [customer_code(customer) for customer in customers if customer.get("id")]
-    return {contractor.code for contractor in job.gateway.contractors_of(codes)} \
-        if codes else set()
-
-
 def order_line(line: dict[str, Any]) -> OrderLine:
     return OrderLine(product=str(line.get("code") or ""),
                      quantity=Decimal(str(line.get("quantity") or "1")),
                      unit_price=Decimal(str(line.get("price") or "0")),
                      vat_rate=str(line.get("vat_rate") or "23"))  # type: ignore[arg-type]
-
-
-def order_day(value: Any, default: datetime) -> date:
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).date()
-        except ValueError:
-            pass
-    return default.date()
-
-
-def valid_nip(value: Any) -> str | None:
-    if not value:
-        return None
-    try:
-        return normal_nip(str(value))
-    except ValueError:
-        return None
-
-
-def valid_email(value: Any) -> str | None:
-    text = str(value or "").strip()
-    return text if EMAIL.match(text) and len(text) <= 254 else None
-
-
-def valid_phone(value: Any) -> str | None:
-    if not value:
-        return None
-    try:
-        return normal_phone(str(value))
-    except ValueError:
-        return None
-
-
-def address_text(address: Any) -> str:
-    """A partner's address object (street, postal_code, city) as one line."""
-    if isinstance(address, str):
-        return address.strip()
-    if not isinstance(address, dict):
-        return ""
-    town = " ".join(str(address.get(part) or "") for part in ("postal_code", "city")).strip()
-    return ", ".join(part for part in (str(address.get("street") or "").strip(), town) if part)
-
-
-def one_line(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        return f"{where}: {first['msg']}" if where else str(first["msg"])
-    return str(error).splitlines()[0] if str(error) else type(error).__name__

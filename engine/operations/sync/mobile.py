@@ -24,24 +24,24 @@ nothing. The app takes no acknowledgements.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from engine.erp.document import Contractor, normal_nip
+from engine.erp.document import Contractor
 from engine.erp.money import money_text
 from engine.erp.sync import ImportWriter
 from engine.erp.trade import OrderLine, Payment, SalesOrder
 from engine.operations.sync.core import Export, Import, PartnerSettings, PartnerSync, SyncJob
+from engine.operations.sync.mapping import address_text, page_fetcher, quantity_text, valid_nip
 
 PARTNER: Literal["mobile"] = "mobile"
 CODE_PREFIX = "MOB-"
 OrderPaymentForm = Literal["transfer", "cash", "card", "online"]
 PaymentForm = Literal["cash", "card", "transfer"]
-Fetch = Callable[[SyncJob, str | None], tuple[list[dict[str, Any]], str | None]]
 
 
 class MobileSettings(PartnerSettings):
@@ -65,10 +65,6 @@ class MobileSettings(PartnerSettings):
         return value
 
 
-def quantity_text(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
 class MobileSync(PartnerSync):
     partner = PARTNER
     settings_model = MobileSettings
@@ -80,10 +76,10 @@ class MobileSync(PartnerSync):
                 Export("receivables", ("receivable",), self._send_receivables)]
 
     def imports(self) -> list[Import]:
-        return [Import("customers", self._fetcher("/customers/new", "customers"),
+        return [Import("customers", page_fetcher("/customers/new", "customers"),
                        self._store_customers),
-                Import("orders", self._fetcher("/orders", "orders"), self._store_orders),
-                Import("payments", self._fetcher("/payments", "payments"),
+                Import("orders", page_fetcher("/orders", "orders"), self._store_orders),
+                Import("payments", page_fetcher("/payments", "payments"),
                        self._store_payments)]
 
     # -- master data out ---------------------------------------------------------------------
@@ -171,17 +167,6 @@ class MobileSync(PartnerSync):
         return len(receivables) + len(deleted)
 
     # -- the reps' data in -------------------------------------------------------------------
-
-    @staticmethod
-    def _fetcher(path: str, answer: str) -> Fetch:
-        def fetch(job: SyncJob, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-            params: dict[str, str | int] = {"limit": min(job.connection.batch_size, 1000)}
-            if cursor:
-                params["cursor"] = cursor
-            page = job.http.get(path, params) or {}
-            return list(page.get(answer) or []), page.get("next_cursor")
-
-        return fetch
 
     def _store_customers(self, job: SyncJob, writer: ImportWriter,
                          customers: list[dict[str, Any]]) -> int:
@@ -301,7 +286,7 @@ class _Customers:
         code = _code(ident)
         if self.exists(code):
             return code
-        nip = _nip(customer.get("nip"))
+        nip = valid_nip(customer.get("nip"))
         if nip and settings.check_duplicate_nip:
             found = self.writer.find_contractor(nip=nip)
             if found is not None:
@@ -327,7 +312,7 @@ def _contractor(code: str, customer: dict[str, Any], nip: str | None) -> Contrac
     name = str(customer.get("name") or "").strip()
     if not name:
         return None
-    fields = {"code": code, "name": name, "nip": nip, "address": _address(customer.get(
+    fields = {"code": code, "name": name, "nip": nip, "address": address_text(customer.get(
         "address")), "email": customer.get("email") or None, "phone": customer.get("phone")
         or None}
     for fallback in ({}, {"email": None, "phone": None}):
@@ -336,15 +321,6 @@ def _contractor(code: str, customer: dict[str, Any], nip: str | None) -> Contrac
         except ValidationError:
             continue
     return None
-
-
-def _address(value: Any) -> str:
-    if isinstance(value, dict):
-        street = str(value.get("street") or "").strip()
-        town = " ".join(str(value.get(part) or "").strip()
-                        for part in ("postal_code", "city")).strip()
-        return ", ".join(part for part in (street, town) if part)
-    return str(value or "").strip()
 
 
 def _candidates(customer: Any) -> list[str]:
@@ -366,15 +342,6 @@ def _warehouses(job: SyncJob) -> list[str]:
 
 def _code(ident: str) -> str:
     return CODE_PREFIX + re.sub(r"\s+", "-", ident.strip())[:56]
-
-
-def _nip(value: Any) -> str | None:
-    if not value:
-        return None
-    try:
-        return normal_nip(str(value))
-    except ValueError:
-        return None
 
 
 def _day(value: Any, default: date) -> date:

@@ -15,14 +15,12 @@ orders, their status and tracking numbers back (contract: docs/partners/wszystko
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from engine.erp.document import Contractor, normal_nip
-from engine.erp.money import VatRate, money_text, to_grosz, vat_fraction
+from engine.erp.document import Contractor
 from engine.erp.sync import ImportWriter, ProductRecord
 from engine.erp.trade import OrderLine, SalesOrder, Shipping
 from engine.operations.sync.core import (
@@ -32,6 +30,14 @@ from engine.operations.sync.core import (
     PartnerSync,
     SyncJob,
     changed_orders,
+)
+from engine.operations.sync.mapping import (
+    address_text,
+    gross,
+    page_fetcher,
+    partner_day,
+    quantity_text,
+    valid_nip,
 )
 
 PARTNER: Literal["wszystkopl"] = "wszystkopl"
@@ -70,15 +76,6 @@ class WszystkoplSettings(PartnerSettings):
         return value
 
 
-def gross(net: Decimal, rate: str) -> str:
-    vat: VatRate = rate  # type: ignore[assignment]
-    return money_text(to_grosz(net * (1 + vat_fraction(vat))))
-
-
-def quantity_text(value: Decimal) -> str:
-    return format(max(value, Decimal(0)).normalize(), "f")
-
-
 class WszystkoplSync(PartnerSync):
     partner = PARTNER
     settings_model = WszystkoplSettings
@@ -89,7 +86,8 @@ class WszystkoplSync(PartnerSync):
                        full_entities=())]
 
     def imports(self) -> list[Import]:
-        return [Import("sales", self._fetch_sales, self._store_sales)]
+        return [Import("sales", page_fetcher("/me/sales", "sales", next_key="nextCursor"),
+                       self._store_sales)]
 
     # -- login -------------------------------------------------------------------------------
 
@@ -156,14 +154,6 @@ class WszystkoplSync(PartnerSync):
 
     # -- orders ------------------------------------------------------------------------------
 
-    def _fetch_sales(self, job: SyncJob,
-                     cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        params: dict[str, str | int] = {"limit": min(job.connection.batch_size, 1000)}
-        if cursor:
-            params["cursor"] = cursor
-        page = job.http.get("/me/sales", params) or {}
-        return list(page.get("sales") or []), page.get("nextCursor")
-
     def _store_sales(self, job: SyncJob, writer: ImportWriter,
                      sales: list[dict[str, Any]]) -> int:
         settings: WszystkoplSettings = job.settings
@@ -201,7 +191,7 @@ class WszystkoplSync(PartnerSync):
         return SalesOrder(
             number="?", series=settings.series, partner=PARTNER,
             partner_order_id=str(sale["id"]), contractor="?",
-            date=_day(sale.get("createdAt"), job.instant),
+            date=partner_day(sale.get("createdAt"), job.instant.date()),
             lines=[_line(item) for item in sale.get("items") or []],
             shipping=Shipping(item=settings.shipping_item,
                               method=str(shipping.get("method") or ""),
@@ -211,7 +201,7 @@ class WszystkoplSync(PartnerSync):
 
     def _buyer(self, job: SyncJob, writer: ImportWriter, buyer: dict[str, Any]) -> str | None:
         settings: WszystkoplSettings = job.settings
-        nip = _nip(buyer.get("nip"))
+        nip = valid_nip(buyer.get("nip"))
         email = buyer.get("email") or None
         match = settings.match_customers
         found = writer.find_contractor(
@@ -225,8 +215,7 @@ class WszystkoplSync(PartnerSync):
         writer.put_contractor(Contractor.model_construct(
             code=code, name=str(buyer.get("companyName") or buyer.get("name") or login),
             nip=nip, email=email, phone=None,
-            address=" ".join(str(address.get(part) or "") for part in
-                             ("street", "postalCode", "city")).strip(),
+            address=address_text(address),
             dunning_scheme=None, sales_blocked=False))
         job.counts["customers_created"] += 1
         return code
@@ -258,24 +247,6 @@ def raise_not_logged_in() -> None:
     raise PartnerNotConfiguredError(
         "wszystko.pl is not logged in for this company; run soa sync login COMPANY "
         "wszystkopl first")
-
-
-def _nip(value: Any) -> str | None:
-    if not value:
-        return None
-    try:
-        return normal_nip(str(value))
-    except ValueError:
-        return None
-
-
-def _day(value: Any, default: datetime) -> date:
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value).date()
-        except ValueError:
-            pass
-    return default.date()
 
 
 def _line(item: dict[str, Any]) -> OrderLine:

@@ -22,7 +22,7 @@ lists in (contract: docs/partners/xl.md).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -35,9 +35,9 @@ from engine.erp.money import VatRate, money_text, to_grosz, vat_fraction
 from engine.erp.sync import ImportWriter, ProductData
 from engine.erp.trade import CashEntry, Payment, PriceType, RetailDocument
 from engine.operations.sync.core import Export, Import, PartnerSettings, PartnerSync, SyncJob
+from engine.operations.sync.mapping import address_text, page_fetcher
 
 PARTNER: Literal["xl"] = "xl"
-Fetch = Callable[[SyncJob, str | None], tuple[list[dict[str, Any]], str | None]]
 
 
 class XlSettings(PartnerSettings):
@@ -70,10 +70,10 @@ class XlSync(PartnerSync):
                 Export("payments", ("payment",), self._send_payments)]
 
     def imports(self) -> list[Import]:
-        return [Import("products", _fetcher("/hq/products", "products"), self._store_products),
-                Import("customers", _fetcher("/hq/customers", "customers"),
+        return [Import("products", page_fetcher("/hq/products", "products"), self._store_products),
+                Import("customers", page_fetcher("/hq/customers", "customers"),
                        self._store_customers),
-                Import("prices", _fetcher("/hq/price-lists", "prices"), self._store_prices)]
+                Import("prices", page_fetcher("/hq/price-lists", "prices"), self._store_prices)]
 
     # -- the branch's documents out ----------------------------------------------------------
 
@@ -214,17 +214,6 @@ class XlSync(PartnerSync):
         return changed
 
 
-def _fetcher(path: str, answer: str) -> Fetch:
-    def fetch(job: SyncJob, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
-        params: dict[str, str | int] = {"limit": min(job.connection.batch_size, 1000)}
-        if cursor:
-            params["cursor"] = cursor
-        page = job.http.get(path, params) or {}
-        return list(page.get(answer) or []), page.get("next_cursor")
-
-    return fetch
-
-
 def _latest(items: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]:
     """The last item of each key in a page (a later one supersedes an earlier one), in
     the order of those last items."""
@@ -304,7 +293,7 @@ def _contractor(code: str, item: dict[str, Any], old: Contractor | None) -> Cont
     """Headquarters' customer as a contractor; the branch's dunning scheme and sales block
     stay; an e-mail or phone that is not valid is left out."""
     fields = {"code": code, "name": item.get("name"), "nip": item.get("nip") or None,
-              "address": _address(item.get("address")), "email": item.get("email") or None,
+              "address": address_text(item.get("address")), "email": item.get("email") or None,
               "phone": item.get("phone") or None,
               "dunning_scheme": old.dunning_scheme if old else None,
               "sales_blocked": old.sales_blocked if old else False}
@@ -316,10 +305,3 @@ def _contractor(code: str, item: dict[str, Any], old: Contractor | None) -> Cont
     return None
 
 
-def _address(value: Any) -> str:
-    if isinstance(value, dict):
-        street = str(value.get("street") or "").strip()
-        town = " ".join(str(value.get(part) or "").strip()
-                        for part in ("postal_code", "city")).strip()
-        return ", ".join(part for part in (street, town) if part)
-    return str(value or "").strip()
