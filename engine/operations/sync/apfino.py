@@ -22,9 +22,9 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from engine.erp.gateway import ErpGateway
 from engine.erp.model import Invoice
@@ -45,12 +45,6 @@ class ApfinoSettings(PartnerSettings):
         "(sent with split_payment true, never given a link).")
     payment_links: bool = Field(default=True, description="Ask for payment links.")
 
-    @field_validator("split_payment_invoices", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
 
 class ApfinoSync(PartnerSync):

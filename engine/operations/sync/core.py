@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from engine.adapters.partners.http import PartnerHttp
 from engine.domain.errors import DomainError, SoaError
@@ -56,9 +63,24 @@ class SyncParams(BaseModel):
 
 class PartnerSettings(BaseModel):
     """The base of each partner's settings model: unknown keys are refused; a list may be
-    given as comma-separated text."""
+    given as comma-separated text (``MAG1,MAG2``), a mapping as comma-separated pairs
+    (``paid=transfer,cash_on_delivery=cash``), as ``soa sync configure --set`` gives
+    them."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str) or info.field_name is None:
+            return value
+        annotation = str(cls.model_fields[info.field_name].annotation)
+        if annotation.startswith("list"):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        if annotation.startswith("dict"):
+            pairs = [part.split("=", 1) for part in value.split(",") if "=" in part]
+            return {name.strip(): item.strip() for name, item in pairs}
+        return value
 
 
 @dataclass

@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from engine.adapters.partners.http import PartnerRequestError
 from engine.erp.money import money_text
@@ -69,12 +69,6 @@ class EsklepSettings(PartnerSettings):
     match_customers: Literal["nip_email", "nip", "email", "none"] = Field(
         default="nip_email", description="How a shop customer is matched to a contractor.")
 
-    @field_validator("warehouses", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
 
 class EsklepSync(PartnerSync):

@@ -20,7 +20,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from engine.erp.money import money_text
 from engine.erp.sync import ImportWriter
@@ -55,14 +55,6 @@ class HrmSettings(PartnerSettings):
         "zwolnienie lekarskie -> sick, bezpłatny -> unpaid; any other -> other.")
     import_leave: bool = Field(default=True, description="Bring planned leave in.")
 
-    @field_validator("leave_kinds", mode="before")
-    @classmethod
-    def _pairs(cls, value: Any) -> Any:
-        """Accept ``KIND=ABSENCE`` pairs as comma-separated text too."""
-        if isinstance(value, str):
-            pairs = [part.split("=", 1) for part in value.split(",") if "=" in part]
-            return {name.strip(): kind.strip() for name, kind in pairs}
-        return value
 
 
 class HrmSync(PartnerSync):

@@ -29,7 +29,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
 from engine.erp.document import Contractor
 from engine.erp.money import money_text
@@ -57,12 +57,6 @@ class MobileSettings(PartnerSettings):
     price_types: list[str] = Field(default_factory=list, description="Price types whose "
                                    "prices are sent (empty: all).")
 
-    @field_validator("warehouses", "price_types", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
 
 class MobileSync(PartnerSync):

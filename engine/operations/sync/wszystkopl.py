@@ -18,7 +18,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
 from engine.erp.document import Contractor
 from engine.erp.sync import ImportWriter, ProductRecord
@@ -60,20 +60,7 @@ class WszystkoplSettings(PartnerSettings):
         default_factory=dict, description="Marketplace payment (paid, cash_on_delivery, or a "
         "payment type) to ERP form; defaults: paid -> transfer, cash_on_delivery -> cash.")
 
-    @field_validator("warehouses", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
-    @field_validator("payment_forms", mode="before")
-    @classmethod
-    def _pairs(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
-            return {name.strip(): form.strip() for name, form in pairs}
-        return value
 
 
 class WszystkoplSync(PartnerSync):

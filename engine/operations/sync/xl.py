@@ -27,7 +27,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
 from engine.erp.document import Contractor, Product
 from engine.erp.model import Invoice
@@ -51,12 +51,6 @@ class XlSettings(PartnerSettings):
     apply_deletions: bool = Field(default=True, description="Delete the products and "
                                   "customers headquarters deletes.")
 
-    @field_validator("price_types", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
 
 class XlSync(PartnerSync):
