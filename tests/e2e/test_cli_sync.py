@@ -117,8 +117,8 @@ def test_configure_login_run_status_and_reset(soa: Soa, tmp_path: Path,
         outputs = [api.get("/api/companies/Firma/sync").text,
                    api.get("/api/logs").text, api.get("/api/runs").text,
                    api.get(f"/api/runs/{run_id}").text, api.get("/metrics").text,
-                   api.get("/companies/Firma", cookies={"soa_token": soa.ok(
-                       "BIURO", "api-token").strip()}).text]
+                   httpx.get(f"{api_url}/companies/Firma", timeout=30, cookies={
+                       "soa_token": soa.ok("BIURO", "api-token").strip()}).text]
     assert soa.json("AUDIT", "sync", "status", "Firma")[0]["full_requested"] is True
     soa.ok("BIURO", "sync", "reset", "Firma", "wszystkopl")
     soa.ok("BIURO", "stop")
