@@ -55,8 +55,15 @@ def with_session_options(url: str) -> str:
     return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
 
 
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+"""How long a SQLite connection waits for another process's lock before it gives up
+(Python's default, 5 s, is short for a loaded machine with several processes)."""
+
+
 def create_sql_engine(url: str) -> Engine:
     """A pooled engine on ``url`` (no connection is made yet)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
     return create_engine(with_session_options(url))
 
 

@@ -23,10 +23,12 @@ PARTNERS = ("wszystkopl", "esklep", "detal", "mobile", "xl", "hrm", "apfino")
 """The partners, named as their task kinds without ``sync_``."""
 PartnerName = Literal[
     "wszystkopl", "esklep", "detal", "mobile", "xl", "hrm", "apfino"]
-ENTITIES = ("product", "product_level", "product_group", "contractor", "employee",
+ENTITIES = ("product", "product_stock", "product_price", "product_group", "contractor",
+            "employee",
             "receivable", "invoice", "payment", "cash_entry", "retail_document", "sales_order")
 """What the change log follows: ``product`` is a product's own data (name, VAT, group,
-...), ``product_level`` its stock or prices."""
+...), ``product_stock`` and ``product_price`` its stock and its prices (a change of
+either is keyed by the product's code)."""
 
 __all__ = [
     "ENTITIES", "PARTNERS", "Absence", "CashEntry", "Contract", "Deletion", "Employee",

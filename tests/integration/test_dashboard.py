@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 
 from engine.erp.model import DunningEntry, Invoice, OutboxEntry, ServiceOrder
 from engine.erp.money import Amounts
+from engine.erp.sync import SyncStatus
+from engine.erp.trade import OrderLine, SalesOrder
 from engine.operations.registry import OperationRegistry
 from engine.scheduling.schedule import ScheduleSpec
 from engine.service_host.api.app import create_app
@@ -259,8 +261,15 @@ def test_company_data_empty_or_unknown(browser: TestClient) -> None:
 
 
 class CannedErp:
-    """The company data service with one invoice, one service order, one dunning stage
-    and one undelivered message."""
+    """The company data service with one invoice, one service order, one dunning stage,
+    one undelivered message and one customer order from a partner."""
+
+    def sales_orders(self, company: str) -> list[SalesOrder]:
+        return [SalesOrder(
+            number="ZS/7/2026/WSZ", series="WSZ", partner="wszystkopl",
+            partner_order_id="<S-1>", contractor="ACME", date=date(2026, 12, 2),
+            lines=[OrderLine(product="KUBEK", quantity=Decimal(2),
+                             unit_price=Decimal("24.60"), vat_rate="23")])]
 
     def invoices(self, company: str) -> list[Invoice]:
         return [Invoice(
@@ -292,9 +301,26 @@ class CannedErp:
         )]
 
 
+class CannedSync:
+    """The synchronisation service with one partner whose last run failed."""
+
+    def statuses(self, company: str) -> list[SyncStatus]:
+        return [SyncStatus(
+            partner="wszystkopl", url="http://127.0.0.1:8030/wszystkopl",
+            last_full=datetime(2026, 12, 1, 23, 0, tzinfo=UTC), last_differential=None,
+            sent=120, received=3, watermark={"out:offers": "42", "in:sales": "3"},
+            last_error="PartnerUnavailableError: <wszystkopl> did not answer",
+            full_requested=True)]
+
+
 def test_company_data_rows(browser: TestClient, services: ApplicationServices) -> None:
     services.__dict__["erp"] = CannedErp()
+    services.__dict__["sync"] = CannedSync()
     page = browser.get("/companies/ACME").text
+    # the synchronisations and the customer orders
+    assert "out:offers=42" in page and "full next" in page
+    assert "&lt;wszystkopl&gt; did not answer" in page and 'class="failing"' in page
+    assert "ZS/7/2026/WSZ" in page and "&lt;S-1&gt;" in page
     assert "FA/1/12/2026" in page and "123.00 PLN" in page
     assert "2026-12-02 00:30:00" in page  # sent at 23:30 UTC: the next day in Warsaw
     assert "&lt;i&gt;ACME&lt;/i&gt;" in page and "<i>ACME" not in page

@@ -120,7 +120,7 @@ class Export:
 
     ``full_entities``: what a full synchronisation reads (default: ``entities``). A
     stream whose payload carries the whole current state of a key names fewer: say
-    ``("product",)`` where ``product_level`` changes are sent inside the product's
+    ``("product",)`` where stock and price changes are sent inside the product's
     payload anyway; ``()`` for a stream another one covers completely in a full run.
     """
 
@@ -272,25 +272,36 @@ def export_changes(job: SyncJob, export: Export) -> None:
 
 def _send_changes(job: SyncJob, export: Export, entities: tuple[str, ...], position: str,
                   watermark: int, prefix: str) -> None:
+    """Send batches of changes after ``watermark``. A key sent earlier in this run whose
+    state was read after its new change was committed is not sent again: a stream that
+    follows several entities (a product's stock and its prices) sends a key once, not once
+    per entity."""
     size = job.connection.batch_size
+    covered: dict[str, int] = {}
+    """Key -> the last change number committed before its state was read and sent."""
     while True:
         job.check_cancelled()
+        horizon = job.gateway.last_change()  # before the batch's state is read
         changes = job.gateway.changes(entities, watermark, size)
         if not changes:
             return
-        upserted, deleted = split(changes)
+        upserted, deleted = split([change for change in changes
+                                   if change.seq > covered.get(change.key, 0)])
         last = changes[-1].seq
         key = job.key(export.stream, f"{prefix}{watermark + 1}-{last}")
-        sent = export.send(job, upserted, deleted, key)
+        sent = export.send(job, upserted, deleted, key) if upserted or deleted else 0
         job.gateway.save_position(job.partner, position, f"{prefix}{last}", sent=sent)
         job.counts["sent"] += sent
+        covered.update((item, horizon) for item in (*upserted, *deleted))
         watermark = last
 
 
 def split(changes: Sequence[Change]) -> tuple[list[str], list[str]]:
-    """The keys changed (upserted) and deleted, each once, in order."""
-    upserted = list(dict.fromkeys(change.key for change in changes if not change.deleted))
-    deleted = list(dict.fromkeys(change.key for change in changes if change.deleted))
+    """The keys changed (upserted) and deleted, each once, in order; a key both changed
+    and deleted in the batch counts by its latest change."""
+    latest = {change.key: change for change in changes}
+    upserted = [key for key, change in latest.items() if not change.deleted]
+    deleted = [key for key, change in latest.items() if change.deleted]
     return upserted, deleted
 
 

@@ -2,9 +2,10 @@
 Detal till; customers added at the till, its receipts, invoices and corrections, and its
 cash entries in (contract: docs/partners/detal.md).
 
-- Products: a product's own change and a change of its prices (or stock) upsert the
-  till's product (``POST /products``, the gross price of the chosen price type); a deleted
-  product is deleted (``POST /products/delete``).
+- Products: a product's own change and a change of its prices upsert the till's product
+  (``POST /products``, the gross price of the chosen price type; the till's product
+  carries no stock, so a stock change alone sends nothing); a deleted product is deleted
+  (``POST /products/delete``).
 - Customers: a contractor's change upserts the till's customer (``POST /customers``); a
   deleted contractor is deleted (``POST /customers/delete``).
 - Customers added at the till (``GET /customers/new``) become contractors ``DET-<id>``
@@ -59,7 +60,7 @@ class DetalSync(PartnerSync):
         """Per run id: what stock was missing, by day and warehouse."""
 
     def exports(self) -> list[Export]:
-        return [Export("products", ("product", "product_level"), self._send_products,
+        return [Export("products", ("product", "product_price"), self._send_products,
                        full_entities=("product",)),
                 Export("customers", ("contractor",), self._send_customers)]
 

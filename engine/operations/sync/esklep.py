@@ -77,7 +77,8 @@ class EsklepSync(PartnerSync):
 
     def exports(self) -> list[Export]:
         return [Export("groups", ("product_group",), self._send_groups),
-                Export("products", ("product", "product_level"), self._send_products,
+                Export("products", ("product", "product_stock", "product_price"),
+                       self._send_products,
                        full_entities=("product",))]
 
     def imports(self) -> list[Import]:

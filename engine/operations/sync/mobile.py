@@ -4,7 +4,7 @@ orders, new customers and collected payments in (contract: docs/partners/mobile.
 - Customers (``POST /customers``), products (``POST /products``) and receivables (``POST
   /receivables``) follow their change-log entities; a deleted one is removed with the
   endpoint's ``/delete``. A deleted product's prices and stock are removed with it.
-- A product's stock or price change (``product_level``) sends every price (``POST
+- A product's stock or price change (``product_stock``, ``product_price``) sends every price (``POST
   /prices``) and every stock level (``POST /stock``) of the product, within the chosen
   price types and warehouses (all when none is chosen); the pairs of those price types and
   warehouses the product no longer has are removed (``/prices/delete``, ``/stock/delete``).
@@ -66,7 +66,7 @@ class MobileSync(PartnerSync):
     def exports(self) -> list[Export]:
         return [Export("customers", ("contractor",), self._send_customers),
                 Export("products", ("product",), self._send_products),
-                Export("levels", ("product_level",), self._send_levels),
+                Export("levels", ("product_stock", "product_price"), self._send_levels),
                 Export("receivables", ("receivable",), self._send_receivables)]
 
     def imports(self) -> list[Import]:

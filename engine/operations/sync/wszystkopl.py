@@ -69,7 +69,7 @@ class WszystkoplSync(PartnerSync):
 
     def exports(self) -> list[Export]:
         return [Export("offers", ("product",), self._send_offers),
-                Export("offer_levels", ("product_level",), self._send_levels,
+                Export("offer_levels", ("product_stock", "product_price"), self._send_levels,
                        full_entities=())]
 
     def imports(self) -> list[Import]:
