@@ -76,3 +76,14 @@ def test_metrics_count_attempts_and_read_the_store_at_each_scrape() -> None:
     text = metrics.exposition().decode()
     assert 'soa_runs{kind="dunning",status="failed"} 1.0' in text
     assert "\nsoa_host_lease_age_seconds 4.0" in text
+
+
+@pytest.mark.parametrize("text", ["1700000000", "-12.5", "-2.2250738585e-313", "1e9", "nan"])
+def test_an_instant_is_never_a_number(text: str) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from engine.service_host.api.routes import Instant
+
+    with pytest.raises(ValidationError, match="is not an ISO 8601 date and time"):
+        TypeAdapter(Instant).validate_python(text)
+    assert TypeAdapter(Instant).validate_python("2026-12-31T06:00:00+01:00").year == 2026

@@ -65,12 +65,19 @@ class StrictModel(BaseModel):
 
 
 def _iso_text(value: object) -> object:
-    """Refuse numbers, which pydantic would take as Unix times: the API speaks ISO 8601."""
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
-    ):
+    """Refuse numbers, and text that reads as one (``1e-9``, ``-12.5``), which pydantic
+    would take as Unix times: the API speaks ISO 8601."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
         raise ValueError("is not an ISO 8601 date and time, such as 2026-12-31T06:00:00+01:00")
     return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
