@@ -35,7 +35,6 @@ from engine.operations.sync.mapping import (
     gross,
     one_line,
     page_fetcher,
-    prefixed_code,
 )
 
 PARTNER: Literal["detal"] = "detal"
@@ -124,20 +123,7 @@ class DetalSync(PartnerSync):
 
     def _store_customers(self, job: SyncJob, writer: ImportWriter,
                          customers: list[dict[str, Any]]) -> int:
-        intake = self._intake(job, writer)
-        intake.read_existing(customers)
-        created = 0
-        for customer in customers:
-            if not customer.get("id"):
-                job.warn("a customer added at the Detal till without an id was not "
-                         "brought in")
-                continue
-            code = prefixed_code(PREFIX, customer["id"])
-            if intake.existing is not None and code in intake.existing:
-                continue
-            if intake.contractor_of(customer) == code:
-                created += 1
-        return created
+        return self._intake(job, writer).bring_in(customers)
 
     @staticmethod
     def _intake(job: SyncJob, writer: ImportWriter) -> CustomerIntake:

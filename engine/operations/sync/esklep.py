@@ -42,7 +42,6 @@ from engine.operations.sync.mapping import (
     one_line,
     page_fetcher,
     partner_day,
-    prefixed_code,
     quantity_text,
 )
 
@@ -123,19 +122,7 @@ class EsklepSync(PartnerSync):
 
     def _store_customers(self, job: SyncJob, writer: ImportWriter,
                          customers: list[dict[str, Any]]) -> int:
-        intake = self._intake(job, writer)
-        intake.read_existing(customers)
-        created = 0
-        for customer in customers:
-            if not customer.get("id"):
-                job.warn("a customer of e-Sklep without an id was not brought in")
-                continue
-            code = prefixed_code(CUSTOMER_PREFIX, customer["id"])
-            if intake.existing is not None and code in intake.existing:
-                continue
-            if intake.contractor_of(customer) == code:
-                created += 1
-        return created
+        return self._intake(job, writer).bring_in(customers)
 
     @staticmethod
     def _intake(job: SyncJob, writer: ImportWriter) -> CustomerIntake:

@@ -137,6 +137,22 @@ class CustomerIntake:
                          for contractor in self.job.gateway.contractors_of(codes)} \
             if codes else set()
 
+    def bring_in(self, customers: list[dict[str, Any]]) -> int:
+        """Bring a page of the partner's customers in; return how many were created. A
+        customer without an id is warned about; one whose code is stored is skipped."""
+        self.read_existing(customers)
+        created = 0
+        for customer in customers:
+            if not customer.get("id"):
+                self.job.warn(f"a customer of {self.source} without an id was not brought in")
+                continue
+            code = prefixed_code(self.prefix, customer["id"])
+            if self.existing is not None and code in self.existing:
+                continue
+            if self.contractor_of(customer) == code:
+                created += 1
+        return created
+
     def contractor_of(self, customer: dict[str, Any]) -> str | None:
         """The contractor code of ``customer``; None (with a warning for bad data) if it
         matches none and cannot or may not be created."""
