@@ -58,21 +58,30 @@ Money = Annotated[
 """A non-negative amount with at most two decimals; a string with two decimals in JSON."""
 
 
-def _quantity(value: Decimal) -> Decimal:
-    if not value.is_finite() or value <= 0:
-        raise ValueError("must be a positive number")
+def _four_decimals(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("must be a finite number")
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -4:
         raise ValueError("must have at most four decimals")
     return value
 
 
-Quantity = Annotated[
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+Signed = Annotated[
     Decimal,
-    AfterValidator(_quantity),
+    AfterValidator(_four_decimals),
     PlainSerializer(lambda value: format(value.normalize(), "f"), return_type=str,
                     when_used="json"),
 ]
+"""A quantity that may be negative (a correction) or zero (no stock), four decimals."""
+Quantity = Annotated[Signed, AfterValidator(_positive)]
+"""A positive quantity, four decimals."""
 Code = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^\S(.*\S)?$")]
 """A code people type: 1 to 60 characters, no leading or trailing space."""
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, such as PLN")]

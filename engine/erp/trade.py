@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, Field, PlainSerializer, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from engine.erp.fields import Code, Currency, Entry, Money
+from engine.erp.fields import Code, Currency, Entry, Money, Signed
 from engine.erp.money import VatRate
 
 PARTNERS = ("wszystkopl", "esklep", "detal", "mobile", "xl", "hrm", "apfino")
@@ -35,24 +35,6 @@ __all__ = [
     "OrderLine", "Partner", "PartnerName", "Payment", "PaymentLink", "Price", "PriceType",
     "ProductGroup", "RetailDocument", "SalesOrder", "Shipping", "StockLevel", "Warehouse",
 ]
-
-
-def _stock_quantity(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("must be a finite number")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -4:
-        raise ValueError("must have at most four decimals")
-    return value
-
-
-Signed = Annotated[
-    Decimal,
-    AfterValidator(_stock_quantity),
-    PlainSerializer(lambda value: format(value.normalize(), "f"), return_type=str,
-                    when_used="json"),
-]
-"""A quantity that may be negative (a correction) or zero (no stock), four decimals."""
 
 
 class Warehouse(Entry):
