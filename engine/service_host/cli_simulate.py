@@ -143,3 +143,55 @@ def partners(port: int, seed_file: Path | None, error_rate: float, latency_ms: i
         signal.signal(signal.SIGTERM, previous)
     click.echo("partner simulator stopped; its state is gone", err=True)
     return EXIT_OK
+
+
+@simulate.command("ksef")
+@click.option("--port", type=click.IntRange(0, 65535), default=8040, show_default=True,
+              help="HTTP port on 127.0.0.1 (0: any free port).")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of requests answered 5xx (half of them after the work is done).")
+@click.option("--latency", "latency_ms", type=click.IntRange(0), default=0, show_default=True,
+              help="Delay of every answer, in milliseconds.")
+@click.option("--throttle-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of requests answered 429 with Retry-After: 1.")
+@click.option("--lost-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Fraction of requests done but closed without an answer.")
+@click.option("--processing-seconds", type=click.FloatRange(0), default=0.0,
+              show_default=True, help="How long an uploaded invoice stays in status 150.")
+@click.option("--rate-limit", type=click.IntRange(0), default=0, show_default=True,
+              help="Requests per second before 429 (0: no limit).")
+def ksef(port: int, error_rate: float, latency_ms: int, throttle_rate: float,
+         lost_rate: float, processing_seconds: float, rate_limit: int) -> int:
+    """Simulate KSeF 2.0 (the national e-invoicing system) over HTTP on 127.0.0.1, in
+    memory; runs in the foreground until Ctrl-C or SIGTERM.
+
+    A company's KSeF base URL is http://127.0.0.1:PORT (the SDK adds /v2); get a KSeF
+    token or a certificate for a NIP at /_sim/tokens or /_sim/certificates, and see and
+    steer the simulator at /_sim/state, /_sim/faults, /_sim/reset.
+    """
+    from engine.simulators.ksef import KsefFaults, KsefSimulator, SimulatorPortError
+
+    faults = KsefFaults(error_rate=error_rate, latency_ms=latency_ms,
+                        throttle_rate=throttle_rate, lost_rate=lost_rate)
+    simulator = KsefSimulator(port, faults=faults, processing_seconds=processing_seconds,
+                              rate_limit=rate_limit)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            simulator.start()
+        except SimulatorPortError as error:
+            raise click.UsageError(error.explained("--port")) from None
+        try:
+            click.echo(f"KSeF simulator: {simulator.url} (the SDK adds /v2), state at "
+                       f"{simulator.url}/_sim/state")
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            simulator.stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("KSeF simulator stopped; its state is gone", err=True)
+    return EXIT_OK
