@@ -452,6 +452,8 @@ outbox_table = Table(
 )
 
 PRODUCT_COLUMNS = {"code", "name", "unit", "net_price", "vat_rate"}
+CONTRACTOR_DETAILS = {"country", "vat_id"}
+"""Contractor fields kept beside ``erp_contractors`` (by the company gateway)."""
 """What ``erp_products`` keeps of a product (the rest is a subclass's)."""
 
 _FIRST_DIGITS = re.compile(r"\d+")
@@ -835,7 +837,8 @@ class SqlErpGateway(ErpGateway):
             put("operators", operators_table,
                 [operator.model_dump() for operator in document.operators])
             put("contractors", contractors_table,
-                [contractor.model_dump() for contractor in document.contractors])
+                [contractor.model_dump(exclude=CONTRACTOR_DETAILS)
+                 for contractor in document.contractors])
             put("products", products_table,
                 [product.model_dump(include=PRODUCT_COLUMNS) for product in document.products])
             put("templates", templates_table,
@@ -952,7 +955,8 @@ class SqlErpGateway(ErpGateway):
                     Contractor(code=row.code, name=row.name, nip=row.nip, email=row.email,
                                phone=row.phone, address=row.address,
                                dunning_scheme=row.dunning_scheme,
-                               sales_blocked=bool(row.sales_blocked))
+                               sales_blocked=bool(row.sales_blocked),
+                               **more.get("contractor_details", {}).get(row.code, {}))
                     for row in rows(contractors_table)
                 ],
                 products=[
@@ -993,7 +997,8 @@ class SqlErpGateway(ErpGateway):
                         template=row.template, active=bool(row.active))
                     for row in rows(service_order_templates_table)
                 ],
-                **{key: value for key, value in more.items() if key != "product_details"},
+                **{key: value for key, value in more.items()
+                   if key not in ("product_details", "contractor_details")},
             )
         return _sorted(document)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    ColumnElement,
     Connection,
     Engine,
     Index,
@@ -33,9 +34,12 @@ from sqlalchemy import (
     update,
 )
 
+from engine.adapters import erp_ksef_sql as ksef_sql
 from engine.adapters import erp_trade_sql as trade
 from engine.adapters.cipher_box import CipherBox
+from engine.adapters.erp_ksef_sql import SqlKsefLedger
 from engine.adapters.erp_sqlalchemy import (
+    CONTRACTOR_DETAILS,
     PRODUCT_COLUMNS,
     SqlErpGateway,
     SqlErpGateways,
@@ -82,8 +86,9 @@ def _moment(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-class SqlCompanyGateway(SqlErpGateway, SyncGateway):
-    """A company's ERP data, trade data and synchronisation state in its database."""
+class SqlCompanyGateway(SqlErpGateway, SqlKsefLedger, SyncGateway):
+    """A company's ERP data, trade data, synchronisation state and KSeF submissions in
+    its database."""
 
     def __init__(self, engine: Engine, secrets: SecretBox, cipher: CipherBox) -> None:
         super().__init__(engine, secrets)
@@ -105,7 +110,7 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
         return statement
 
     def _metadatas(self) -> tuple[MetaData, ...]:
-        return (erp_metadata, trade.metadata)
+        return (erp_metadata, trade.metadata, ksef_sql.metadata)
 
     def _create_tables(self) -> None:
         super()._create_tables()
@@ -126,6 +131,9 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
     def _load_more(self, c: Connection, document: ErpDocument, counts: dict[str, int]) -> None:
         self._note_product_changes(c, document.products)
         self._note_contractor_changes(c, document.contractors)
+        ksef_sql.store_contractor_details(c, {
+            contractor.code: (contractor.country, contractor.vat_id)
+            for contractor in document.contractors})
         self._note_receivable_changes(c, document.receivables)
         for kind in trade.RECORD_KINDS:
             entries = getattr(document, kind.key)
@@ -200,6 +208,11 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
         trade.touch(c, "receivable", [
             code for code, receivable in given.items() if stored.get(code) != receivable])
 
+    def _invoices(self, *where: ColumnElement[bool]) -> list[Invoice]:
+        invoices = super()._invoices(*where)
+        with self._reading() as c:
+            return self.with_ksef(c, invoices)
+
     def _writer(self, connection: Connection) -> SqlErpWriter:
         return _ChangeRecordingWriter(connection, self._statements)
 
@@ -222,6 +235,7 @@ class SqlCompanyGateway(SqlErpGateway, SyncGateway):
     def _document_more(self, c: Connection) -> dict[str, Any]:
         more: dict[str, Any] = {
             kind.key: trade.read_records(c, kind) for kind in trade.RECORD_KINDS}
+        more["contractor_details"] = ksef_sql.contractor_details(c)
         more["product_details"] = {
             row.code: trade.details_of(row)
             for row in c.execute(select(trade.product_details_table))}
@@ -520,7 +534,8 @@ class SqlImportWriter(ImportWriter):
     def put_contractor(self, contractor: Contractor) -> None:
         gateway = self._gateway
         gateway._note_contractor_changes(self._c, [contractor])
-        self._c.execute(gateway._upsert(contractors_table), [contractor.model_dump()])
+        self._c.execute(gateway._upsert(contractors_table),
+                        [contractor.model_dump(exclude=CONTRACTOR_DETAILS)])
 
     def put_product(self, product: Product) -> None:
         gateway = self._gateway

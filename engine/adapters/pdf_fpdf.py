@@ -70,6 +70,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "issue_date": ("Data wystawienia", "Issue date"),
     "sale_date": ("Data sprzedaży", "Date of sale"),
     "due_date": ("Termin płatności", "Due date"),
+    "ksef_number": ("Numer KSeF", "KSeF number"),
     "seller": ("Sprzedawca", "Seller"),
     "buyer": ("Nabywca", "Buyer"),
     "nip": ("NIP", "Tax ID"),
@@ -380,19 +381,23 @@ class FpdfDocumentPrinter(DocumentPrinter):
 
         title = f"{LABELS[invoice.type][0]} {invoice.number}"
         texts = [invoice.number, invoice.currency, *_party_texts(seller, buyer),
-                 *(line.name for line in invoice.lines)]
+                 *(line.name for line in invoice.lines), invoice.ksef_number or "",
+                 buyer.vat_id or ""]
         sheet = _Sheet(title, seller.name, invoice.issue_date, texts)
         sheet.new_page()
 
         dates = [(f"{label(key)}:", value.isoformat()) for key, value in (
             ("issue_date", invoice.issue_date), ("sale_date", invoice.sale_date),
             ("due_date", invoice.due_date))]
+        if invoice.ksef_number:
+            dates.append((f"{label('ksef_number')}:", invoice.ksef_number))
         _heading(sheet, label(invoice.type), f"{label('number')} {invoice.number}", dates)
 
         seller_lines = [f"{label('nip')}: {seller.nip}", *_lines(seller.address)]
         if seller.bank_account:
             seller_lines.append(f"{label('account')}: {_clean(seller.bank_account)}")
-        buyer_lines = ([f"{label('nip')}: {buyer.nip}"] if buyer.nip else []) + _lines(
+        buyer_lines = ([f"{label('nip')}: {buyer.nip}"] if buyer.nip else []) + (
+            [f"VAT: {buyer.country}{buyer.vat_id}"] if buyer.vat_id else []) + _lines(
             buyer.address
         )
         _parties(sheet, (label("seller"), seller.name, seller_lines),

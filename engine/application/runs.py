@@ -36,6 +36,7 @@ from engine.scheduling.catch_up import DuePlan
 if TYPE_CHECKING:
     from engine.erp.gateway import ErpGateways
     from engine.erp.printing import DocumentPrinter
+    from engine.ports.ksef import KsefClient
 
 RECORDED_RUNS_KEPT = 5_000
 """Runs recorded by this process, kept in memory until attempted (saves a load each)."""
@@ -64,6 +65,7 @@ class RunResources:
     http: HttpClients
     erp: ErpGateways | None = None
     printer: DocumentPrinter | None = None
+    ksef: KsefClient | None = None
 
 
 @dataclass(frozen=True)
@@ -354,7 +356,7 @@ class RunService:
         return CompanyResources(
             database=database, mail=resources.mail, sms=resources.sms, http=resources.http,
             erp_gateway=resources.erp.for_database(database) if resources.erp else None,
-            printer=resources.printer,
+            printer=resources.printer, ksef=resources.ksef,
         )
 
     def _company_url(self, task: TaskView) -> str:

@@ -98,6 +98,11 @@ class Contractor(Entry):
     address: str = ""
     dunning_scheme: Code | None = None
     sales_blocked: bool = False
+    country: str = Field(default="PL", pattern=r"^[A-Z]{2}$",
+                         description="ISO 3166 code of the contractor's country.")
+    vat_id: str | None = Field(
+        default=None, pattern=r"^[0-9A-Za-z]{2,20}$",
+        description="A foreign contractor's VAT or tax number, without a country prefix.")
 
 
 class Product(Entry):

@@ -65,6 +65,13 @@ class Invoice:
     totals: Amounts
     run_id: str | None = None
     sent_at: datetime | None = None
+    ksef_status: str | None = None
+    """None: not for KSeF (KSeF off, a draft, a pro forma, dated before KSeF was set up);
+    else ``pending``, ``sending``, ``processing``, ``accepted`` or ``rejected``."""
+    ksef_number: str | None = None
+    ksef_accepted_at: datetime | None = None
+    ksef_reason: str | None = None
+    """Why KSeF (or the XSD check) rejected it; or a note on acceptance (a duplicate)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -75,7 +82,9 @@ class Invoice:
             "lines": [line.as_json() for line in self.lines],
             "vat_by_rate": {rate: amounts.as_json() for rate, amounts in self.vat_by_rate.items()},
             "totals": self.totals.as_json(), "sent_at": _iso(self.sent_at),
-            "run_id": self.run_id,
+            "run_id": self.run_id, "ksef_status": self.ksef_status,
+            "ksef_number": self.ksef_number, "ksef_accepted_at": _iso(self.ksef_accepted_at),
+            "ksef_reason": self.ksef_reason,
         }
 
 

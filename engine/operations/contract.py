@@ -25,6 +25,7 @@ from engine.ports.runs import CheckpointStore
 if TYPE_CHECKING:
     from engine.erp.gateway import ErpGateway
     from engine.erp.printing import DocumentPrinter
+    from engine.ports.ksef import KsefClient
 
 __all__ = [
     "CheckpointStore",
@@ -55,7 +56,7 @@ class ErpNotAvailableError(SoaError):
 class CompanyResources:
     """What a run may use to act on its company: its database (and the ERP data in it),
     outbound mail and SMS (the company's accounts are given with each message), pooled
-    HTTP clients, and the PDF printer."""
+    HTTP clients, the PDF printer and the KSeF client."""
 
     database: CompanyDatabase
     mail: MailSender
@@ -63,6 +64,7 @@ class CompanyResources:
     http: HttpClients
     erp_gateway: ErpGateway | None = None
     printer: DocumentPrinter | None = None
+    ksef: KsefClient | None = None
 
     @property
     def erp(self) -> ErpGateway:

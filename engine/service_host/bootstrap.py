@@ -43,12 +43,14 @@ if TYPE_CHECKING:
     from engine.adapters.group_commit import GroupCommitter
     from engine.adapters.soa_store import SoaStore
     from engine.application.erp import ErpService
+    from engine.application.ksef import KsefService
     from engine.application.runs import RunService
     from engine.application.sync import SyncService
     from engine.application.tasks import TaskService
     from engine.erp.gateway import ErpGateways
     from engine.erp.printing import DocumentPrinter
     from engine.operations.registry import OperationRegistry
+    from engine.ports.ksef import KsefClient
     from engine.ports.outbound import CompanyDatabases, HttpClients, MailSender, SmsSender
     from engine.service_host.api.server import ApiServer
 
@@ -178,6 +180,18 @@ class ApplicationServices:
         return FpdfDocumentPrinter()
 
     @cached_property
+    def ksef_client(self) -> KsefClient:
+        from engine.adapters.ksef_sdk import SdkKsefClient
+
+        return SdkKsefClient()
+
+    @cached_property
+    def ksef(self) -> KsefService:
+        from engine.application.ksef import KsefService
+
+        return KsefService(erp=self.erp, client=self.ksef_client)
+
+    @cached_property
     def mail(self) -> MailSender:
         from engine.adapters.mail_smtp import SmtpMailSender
 
@@ -218,6 +232,7 @@ class ApplicationServices:
             http=self.http_clients,
             erp=self.erp_gateways,
             printer=self.printer,
+            ksef=self.ksef_client,
         )
         return RunService(
             uow=self.uow, writer=self.writer, read_models=self.read_models,

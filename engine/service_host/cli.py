@@ -49,6 +49,7 @@ LANGS = click.Choice(["pl", "en"])
         "erp": "engine.service_host.cli_erp:erp",
         "simulate": "engine.service_host.cli_simulate:simulate",
         "sync": "engine.service_host.cli_sync:sync",
+        "ksef": "engine.service_host.cli_ksef:ksef",
         "replay": "engine.service_host.cli_audit:replay",
         "history": "engine.service_host.cli_audit:history",
         "export": "engine.service_host.cli_audit:export",

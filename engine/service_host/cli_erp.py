@@ -89,14 +89,17 @@ def erp_invoices(company: str, as_json: bool) -> int:
     if as_json:
         print_json([invoice.as_json() for invoice in listed])
         return EXIT_OK
+    with_ksef = any(invoice.ksef_status for invoice in listed)
     table = new_table("number", "contractor", "issued", "due", "status", "net", "VAT",
-                      "gross", "template", "sent")
+                      "gross", "template", "sent", *(("KSeF",) if with_ksef else ()))
     for invoice in listed:
         totals = invoice.totals.as_json()
         table.add_row(invoice.number, invoice.contractor, str(invoice.issue_date),
                       str(invoice.due_date), invoice.status, totals["net"], totals["vat"],
                       f"{totals['gross']} {invoice.currency}", invoice.template or "",
-                      local_time(invoice.sent_at))
+                      local_time(invoice.sent_at),
+                      *((invoice.ksef_number or invoice.ksef_status or "",)
+                        if with_ksef else ()))
     print_table(table)
     return EXIT_OK
 

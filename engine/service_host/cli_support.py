@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from engine.application.erp import ErpService
+    from engine.application.ksef import KsefService
     from engine.application.runs import RunService
     from engine.application.service import ServiceApplication
     from engine.application.sync import SyncService
@@ -67,6 +68,10 @@ class Context:
     @property
     def sync(self) -> SyncService:
         return self.services.sync
+
+    @property
+    def ksef(self) -> KsefService:
+        return self.services.ksef
 
 
 class LazyGroup(click.Group):

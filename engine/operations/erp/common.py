@@ -30,11 +30,13 @@ from engine.erp.document import (
     Template,
 )
 from engine.erp.gateway import ErpGateway
+from engine.erp.ksef import KsefLedger
 from engine.erp.model import Invoice, OutboxEntry
 from engine.erp.money import money_text
 from engine.erp.placeholders import render
 from engine.erp.printing import DocumentPrinter, PrintLayout
 from engine.operations.contract import RunContext
+from engine.ports.ksef import KsefClient
 from engine.ports.outbound import (
     DeliveryError,
     MailAttachment,
@@ -102,6 +104,7 @@ class ErpJob:
     mail: MailSender | None = None
     sms: SmsSender | None = None
     printer: DocumentPrinter | None = None
+    ksef: KsefClient | None = None
     warn: Callable[[str], None] = lambda message: None
     is_cancelled: Callable[[], bool] = lambda: False
     _data: ErpDocument | None = None
@@ -112,6 +115,7 @@ class ErpJob:
         resources = ctx.resources
         return cls(kind=kind, run_id=ctx.run_id, instant=ctx.instant, gateway=resources.erp,
                    mail=resources.mail, sms=resources.sms, printer=resources.printer,
+                   ksef=resources.ksef,
                    warn=ctx.warn, is_cancelled=ctx.is_cancelled)
 
     @property
@@ -252,9 +256,14 @@ class Delivery:
     """Entries given up (tried :data:`MAX_DELIVERY_ATTEMPTS` times)."""
     retrying: list[str] = field(default_factory=list)
     """Errors of entries that will be tried again."""
+    held: int = 0
+    """Invoice e-mails kept back until KSeF accepts their invoices."""
 
     def counts(self) -> dict[str, int]:
-        return {"sent": self.sent, "send_failed": self.failed + len(self.retrying)}
+        counts = {"sent": self.sent, "send_failed": self.failed + len(self.retrying)}
+        if self.held:
+            counts["waiting_ksef"] = self.held
+        return counts
 
     def raise_if_retrying(self) -> None:
         if self.retrying:
@@ -265,13 +274,31 @@ class Delivery:
             )
 
 
+INVOICE_KEY = "invoice:"
+"""The outbox key prefix of an invoice's e-mail (``invoice:NUMBER``)."""
+
+
+def awaiting_ksef(gateway: ErpGateway) -> set[str]:
+    """Invoices whose e-mails wait for KSeF's number (none if the data keeps no KSeF
+    state, or KSeF is off)."""
+    return gateway.awaiting_ksef() if isinstance(gateway, KsefLedger) else set()
+
+
 def deliver(job: ErpJob) -> Delivery:
     """Send every entry of the job's operation still to send, recording each acceptance
-    at once; e-mails of one account share one SMTP session."""
+    at once; e-mails of one account share one SMTP session. An invoice's e-mail waits
+    while KSeF has not accepted the invoice (KSeF on): it stays queued, counted as
+    held."""
     delivery = Delivery()
     entries = job.gateway.outbox_to_deliver(job.kind, max_attempts=MAX_DELIVERY_ATTEMPTS)
     if not entries:
         return delivery
+    held = awaiting_ksef(job.gateway) if any(
+        entry.key.startswith(INVOICE_KEY) for entry in entries) else set()
+    if held:
+        kept = [entry for entry in entries if entry.key.removeprefix(INVOICE_KEY) in held]
+        delivery.held = len(kept)
+        entries = [entry for entry in entries if entry not in kept]
     data = job.data
     accounts = by_code(data.email_accounts, lambda account: account.code)
     with ExitStack() as sessions:

@@ -1,7 +1,9 @@
 """``invoice_mailing``: every issued invoice or pro forma not sent yet goes to its
 contractor's e-mail, with a PDF from the print template for PLN or the one for other
 currencies (or none); an invoice is marked sent once the server accepted it. A
-contractor without an e-mail gets nothing, and the run's log entry warns."""
+contractor without an e-mail gets nothing, and the run's log entry warns. When the
+company sends invoices to KSeF, an invoice is e-mailed only once KSeF has accepted it
+(counted as ``waiting_ksef`` until then)."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from engine.erp.printing import PrintLayout
 from engine.operations.contract import OperationPorts, RunContext
 from engine.operations.erp.common import (
     DEFAULT_INVOICE_TEMPLATE,
+    INVOICE_KEY,
     ErpJob,
     OperationParams,
     PlannedAction,
+    awaiting_ksef,
     batches,
     deliver,
     email_account,
@@ -52,10 +56,14 @@ class InvoiceMailing:
     def __init__(self, ports: OperationPorts | None = None) -> None:
         self._ports = ports
 
-    def _unqueued(self, job: ErpJob) -> list[Invoice]:
-        queued = job.gateway.outbox_keys("invoice:")
-        return [invoice for invoice in job.gateway.unsent_invoices()
-                if f"invoice:{invoice.number}" not in queued]
+    def _unqueued(self, job: ErpJob) -> tuple[list[Invoice], int]:
+        """Invoices to queue now, and how many more wait for KSeF to accept them."""
+        queued = job.gateway.outbox_keys(INVOICE_KEY)
+        waiting = awaiting_ksef(job.gateway)
+        unqueued = [invoice for invoice in job.gateway.unsent_invoices()
+                    if f"{INVOICE_KEY}{invoice.number}" not in queued]
+        return ([invoice for invoice in unqueued if invoice.number not in waiting],
+                sum(1 for invoice in unqueued if invoice.number in waiting))
 
     def preview(self, job: ErpJob, params: InvoiceMailingParams) -> list[PlannedAction]:
         contractors = {entry.code: entry for entry in job.data.contractors}
@@ -66,7 +74,7 @@ class InvoiceMailing:
                 if invoice.contractor in contractors else None,
                 "gross": money_text(invoice.totals.gross), "currency": invoice.currency,
                 "attachment": layout_for(invoice, params) or "none"})
-            for invoice in self._unqueued(job)
+            for invoice in self._unqueued(job)[0]
         ]
 
     def run(self, ctx: RunContext) -> dict[str, int]:
@@ -75,7 +83,8 @@ class InvoiceMailing:
     def execute(self, job: ErpJob, params: InvoiceMailingParams) -> dict[str, int]:
         account = email_account(job.data, params.email_account)
         queued = 0
-        for batch in batches(self._unqueued(job), params.batch_size):
+        ready, waiting = self._unqueued(job)
+        for batch in batches(ready, params.batch_size):
             with job.gateway.transaction() as writer:
                 for invoice in batch:
                     entry = invoice_mail(job, invoice, account=account,
@@ -85,4 +94,7 @@ class InvoiceMailing:
                         queued += 1
         delivery = deliver(job)
         delivery.raise_if_retrying()
-        return {"queued": queued, **delivery.counts()}
+        counts = {"queued": queued, **delivery.counts()}
+        if waiting:
+            counts["waiting_ksef"] = counts.get("waiting_ksef", 0) + waiting
+        return counts

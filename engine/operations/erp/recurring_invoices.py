@@ -1,7 +1,8 @@
 """``recurring_invoices``: every active template's periods up to the run's date that
 have no invoice yet, oldest first, each once; numbered ``FA/{n}/{MM}/{YYYY}`` or
 ``FPF/{n}/{MM}/{YYYY}`` per type and month, gap-free, the number taken in the invoice's
-own transaction."""
+own transaction. With KSeF on, what a run issues is sent to KSeF in the same run
+(:mod:`engine.operations.erp.ksef_send`), and e-mails wait for KSeF's numbers."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ from engine.operations.erp.common import (
     invoice_mail,
     outbox_actions,
 )
+from engine.operations.erp.ksef_send import (
+    KsefPendingError,
+    KsefSendParams,
+    ksef_settings_of,
+    send_to_ksef,
+)
+from engine.ports.ksef import KsefError, KsefUnavailableError
 
 KIND = "recurring_invoices"
 
@@ -41,6 +49,9 @@ class RecurringInvoicesParams(OperationParams):
         "none (default: the first).")
     email_template: str = DEFAULT_INVOICE_TEMPLATE
     attachment: Literal["pdf", "none"] = "pdf"
+    ksef_wait_seconds: float = Field(default=60.0, ge=0, le=3600, description=(
+        "With KSeF on: how long the run waits for KSeF to accept what it issued before "
+        "the attempt ends and is retried (the invoices' e-mails wait for their numbers)."))
 
 
 @dataclass(frozen=True)
@@ -151,7 +162,34 @@ class RecurringInvoices:
                         writer.add_outbox(entry)
             made += len(batch)
             issued += sum(1 for item in batch if item.template.mode != "draft")
+        ksef_counts, ksef_error = self._send_to_ksef(job, params)
         delivery = deliver(job)
         delivery.raise_if_retrying()
-        return {"invoices": made, "issued": issued, "drafts": made - issued,
-                **delivery.counts()}
+        if ksef_error is not None:
+            raise ksef_error
+        counts = {"invoices": made, "issued": issued, "drafts": made - issued,
+                  **delivery.counts(), **ksef_counts}
+        if ksef_counts.get("ksef_processing") and delivery.held:
+            raise KsefPendingError(
+                f"{delivery.held} e-mail(s) wait for KSeF to accept their invoices "
+                f"({ksef_counts['ksef_processing']} still processing); the next attempt "
+                "polls KSeF again and sends them")
+        return counts
+
+    def _send_to_ksef(self, job: ErpJob, params: RecurringInvoicesParams
+                      ) -> tuple[dict[str, int], KsefError | None]:
+        """With KSeF on, send what is issued and wait up to ``ksef_wait_seconds``; an
+        error is returned, to be raised once the other e-mails went out."""
+        settings = ksef_settings_of(job)
+        if settings is None or job.ksef is None:
+            return {}, None
+        try:
+            outcome = send_to_ksef(job, KsefSendParams(wait_seconds=params.ksef_wait_seconds),
+                                   settings)
+        except KsefError as error:
+            return {}, error
+        if outcome.unsent:
+            return outcome.counts(), KsefUnavailableError(
+                f"{len(outcome.unsent)} upload(s) to KSeF got no answer (first: "
+                f"{outcome.unsent[0]}); the next attempt looks them up before sending again")
+        return outcome.counts(), None

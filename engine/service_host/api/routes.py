@@ -3,11 +3,13 @@ same the CLI calls) and returns its JSON (the same the CLI prints with ``--json`
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from engine.domain.errors import NotFoundError
 from engine.ports.read_models import LogStatus
 from engine.scheduling.schedule import ScheduleSpec
 from engine.service_host.api.auth import require_token
@@ -423,3 +425,61 @@ def post_sync_reset(request: Request, company: str, partner: PartnerName) -> dic
     """Ask for a full synchronisation of ``partner`` at its next run (``soa sync reset``)."""
     services(request).sync.reset(company, partner)
     return {"partner": partner, "full_requested": True}
+
+
+# -- KSeF ------------------------------------------------------------------------------------
+
+@api.get("/companies/{company}/ksef")
+def get_ksef_status(request: Request, company: str) -> dict[str, Any]:
+    """The KSeF connection (never a secret), counts per KSeF status and the invoices not
+    accepted yet, as ``soa ksef status --json``."""
+    return services(request).ksef.status(company)
+
+
+class KsefConfigureRequest(StrictModel):
+    environment: Literal["TEST", "DEMO", "PROD", "URL"]
+    url: str | None = Field(default=None, max_length=2000,
+                            description="Base URL, only with environment URL.")
+    token: str | None = Field(default=None, max_length=4000,
+                              description="A KSeF token; stored encrypted, never returned.")
+    certificate: str | None = Field(default=None, max_length=20_000,
+                                    description="Certificate (PEM) for the XAdES login.")
+    private_key: str | None = Field(default=None, max_length=20_000, description=(
+        "Its unencrypted private key (PEM); stored encrypted, never returned."))
+    nip: str | None = Field(default=None, max_length=13)
+    since: date | None = None
+    enabled: bool = True
+
+
+@api.put("/companies/{company}/ksef")
+def put_ksef_configure(request: Request, company: str,
+                       body: KsefConfigureRequest) -> dict[str, Any]:
+    """Set how the company reaches KSeF, as ``soa ksef configure``; returns the settings
+    without secrets."""
+    settings = services(request).ksef.configure(
+        company, environment=body.environment, url=body.url, token=body.token,
+        certificate_pem=body.certificate, private_key_pem=body.private_key, nip=body.nip,
+        since=body.since, enabled=body.enabled)
+    return settings.as_json()
+
+
+@api.get("/companies/{company}/ksef/invoices/{number:path}/upo")
+def get_ksef_upo(request: Request, company: str, number: str) -> Response:
+    """The UPO (XML) of an accepted invoice; 404 until KSeF accepted it."""
+    submission = services(request).ksef.submission(company, number)
+    if submission.upo is None:
+        raise NotFoundError(f"invoice {number} has no UPO yet")
+    return Response(submission.upo, media_type="application/xml")
+
+
+@api.post("/companies/{company}/ksef/invoices/{number:path}/reopen")
+def post_ksef_reopen(request: Request, company: str, number: str) -> dict[str, Any]:
+    """Send a rejected invoice again at the next run, as ``soa ksef reopen``."""
+    services(request).ksef.reopen(company, number)
+    return {"invoice": number, "ksef_status": "pending"}
+
+
+@api.get("/companies/{company}/ksef/invoices/{number:path}")
+def get_ksef_invoice(request: Request, company: str, number: str) -> dict[str, Any]:
+    """What KSeF answered about an invoice, as ``soa ksef show --json``."""
+    return services(request).ksef.submission(company, number).as_json()
