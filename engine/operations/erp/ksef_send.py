@@ -27,12 +27,13 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pydantic import Field
 
 from engine.domain.errors import SoaError
 from engine.erp.document import Contractor, Seller
+from engine.erp.fields import WARSAW
 from engine.erp.ksef import KsefLedger, KsefNotConfiguredError, KsefSettings, KsefSubmission
 from engine.erp.model import Invoice
 from engine.operations.contract import OperationPorts, RunContext
@@ -51,6 +52,7 @@ from engine.ports.ksef import (
 )
 
 KIND = "ksef_send"
+
 LOCAL_REJECTION = 0
 """The code of a rejection by the engine's own XSD check (nothing was sent)."""
 
@@ -92,6 +94,13 @@ class KsefOutcome:
                 "ksef_accepted": self.accepted, "ksef_duplicates": self.duplicates,
                 "ksef_rejected": self.rejected, "ksef_processing": self.processing,
                 "ksef_unanswered": len(self.unsent)}
+
+
+def sendable_until(today: date) -> date:
+    """The last issue date KSeF takes now: an invoice dated after today in Poland is
+    refused (its issue date may not be later than its acceptance), so a run acting as of
+    a later instant leaves such invoices for a run on or after their date."""
+    return min(today, datetime.now(WARSAW).date())
 
 
 def invoice_hash(xml: bytes) -> str:
@@ -148,7 +157,8 @@ class KsefSender:
 
     def _prepare_new(self) -> None:
         job = self._job
-        candidates = self._ledger.ksef_candidates(job.today, self._params.limit)
+        candidates = self._ledger.ksef_candidates(sendable_until(job.today),
+                                                  self._params.limit)
         if not candidates:
             return
         seller = job.data.seller
@@ -296,7 +306,7 @@ class KsefSend:
             PlannedAction("ksef", invoice.number, {
                 "contractor": invoice.contractor, "issue_date": invoice.issue_date.isoformat(),
                 "environment": settings.environment})
-            for invoice in ledger.ksef_candidates(job.today, params.limit)
+            for invoice in ledger.ksef_candidates(sendable_until(job.today), params.limit)
         ] + [
             PlannedAction("ksef_poll", submission.invoice, {
                 "status": submission.status, "session": submission.session_reference})

@@ -5,7 +5,8 @@ answers it, without HTTP and without faults: :class:`KsefApi` takes a :class:`Re
 - Sessions: the AES-256 key arrives RSA-OAEP-encrypted; invoices arrive AES-256-CBC
   encrypted, their hashes and sizes checked at once (400). Each invoice is in status 150
   for ``processing_seconds``; then, in upload order: 435 (cannot be decrypted), 450 (not
-  FA(3) by the XSD), 410 (the seller is not the session's NIP), 440 (the same seller,
+  FA(3) by the XSD, or an issue date later than the day of receipt in Polish
+  time), 410 (the seller is not the session's NIP), 440 (the same seller,
   kind and number was accepted before: ``extensions`` name the original), or 200 with a
   KSeF number. Processing is done by the first request (or ``state``) after an
   invoice's time is over, in upload order: seen from outside, as if done in the
@@ -336,6 +337,12 @@ class KsefApi:
         if problem is not None or facts is None:
             self._reject(invoice, 450, "Błąd weryfikacji semantyki dokumentu faktury",
                          problem or "Nieprawidłowy XML")
+            return
+        received_on = invoice.received.astimezone(WARSAW).date().isoformat()
+        if facts.issue_date > received_on:  # ISO dates compare as text
+            self._reject(invoice, 450, "Błąd weryfikacji semantyki dokumentu faktury",
+                         f"Data wystawienia faktury (P_1) {facts.issue_date} jest późniejsza "
+                         f"niż data jej przyjęcia w KSeF {received_on} (czas polski).")
             return
         if facts.seller_nip != session.nip:
             self._reject(invoice, 410, "Nieprawidłowy zakres uprawnień",

@@ -10,6 +10,7 @@ import math
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -356,6 +357,13 @@ class _HttpServer(ThreadingHTTPServer):
                 raise SimulatorPortError(port, "is in use") from None
             reason = error.strerror or str(error)
             raise SimulatorPortError(port, f"cannot be listened on ({reason})") from None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed, timed out) is not an error of the simulator;
+        anything else is printed as usual."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """End the kept-alive connections, so a stopped simulator answers nothing."""
