@@ -202,6 +202,14 @@ class SqlKsefLedger(KsefLedger):
         with self._reading() as c:
             return [_submission(row, with_xml=with_xml) for row in c.execute(query)]
 
+    def ksef_without_upo(self, limit: int) -> list[KsefSubmission]:
+        table = ksef_submissions_table
+        with self._reading() as c:
+            return [_submission(row, with_xml=False) for row in c.execute(
+                select(table).where(table.c.status == "accepted", table.c.upo.is_(None),
+                                    table.c.session_reference.is_not(None))
+                .order_by(table.c.prepared_at, table.c.invoice).limit(limit))]
+
     def ksef_submission(self, invoice: str) -> KsefSubmission | None:
         table = ksef_submissions_table
         with self._reading() as c:

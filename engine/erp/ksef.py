@@ -140,6 +140,10 @@ class KsefLedger(ABC):
         XML (prepared ones need it to be sent again)."""
 
     @abstractmethod
+    def ksef_without_upo(self, limit: int) -> list[KsefSubmission]:
+        """Accepted submissions whose UPO was not fetched yet, oldest first."""
+
+    @abstractmethod
     def ksef_submission(self, invoice: str) -> KsefSubmission | None:
         """The submission of ``invoice`` (with its XML and UPO), or None."""
 

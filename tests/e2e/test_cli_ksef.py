@@ -135,7 +135,10 @@ def test_configure_send_and_read_back_with_no_secret_in_the_clear(
             "private_key": key})
         assert changed.status_code == 200, changed.text
         assert changed.json()["method"] == "certificate"
-        outputs = [changed.text, api.get("/api/companies/Firma/ksef").text,
+        page = httpx.get(f"{api_url}/companies/Firma", timeout=30, cookies={
+            "soa_token": soa.ok("BIURO", "api-token").strip()}).text
+        assert invoice["ksef_number"] in page  # the dashboard's invoices show it
+        outputs = [page, changed.text, api.get("/api/companies/Firma/ksef").text,
                    api.get("/api/logs").text, api.get("/api/runs").text,
                    api.get("/metrics").text]
     soa.ok("BIURO", "stop")

@@ -354,3 +354,21 @@ def test_ksef_state_is_written_before_and_after_each_upload(
     assert submission.session_reference is not None
     assert submission.invoice_reference is not None and submission.uploads == 1
     assert submission.prepared_at <= (submission.sent_at or datetime.now(UTC))
+
+
+def test_a_upo_not_fetched_at_acceptance_is_fetched_by_a_later_run(
+    gateway: SqlCompanyGateway, ksef: KsefSimulator,
+) -> None:
+    configure(gateway, ksef)
+    runs = Runs(gateway)
+    RecurringInvoices().execute(runs.job("recurring_invoices"),
+                                RecurringInvoicesParams(templates=["ABON-GASKA"]))
+    with gateway.engine.begin() as connection:  # as if KSeF had not answered for the UPO
+        connection.execute(update(ksef_submissions_table).values(upo=None))
+    assert len(gateway.ksef_without_upo(10)) == 1
+    runs.send()
+    (invoice,) = vat_invoices(gateway)
+    submission = gateway.ksef_submission(invoice.number)
+    assert submission is not None and submission.upo is not None
+    assert invoice.ksef_number is not None and invoice.ksef_number in submission.upo
+    assert gateway.ksef_without_upo(10) == []

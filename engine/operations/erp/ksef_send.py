@@ -53,6 +53,7 @@ from engine.ports.ksef import (
 
 KIND = "ksef_send"
 
+UPO_FETCHES_PER_RUN = 100
 LOCAL_REJECTION = 0
 """The code of a rejection by the engine's own XSD check (nothing was sent)."""
 
@@ -147,13 +148,29 @@ class KsefSender:
                    if submission.run_id == self._job.run_id
                    or submission.session_reference is None
                    or submission.prepared_at <= resend_before]
-        if not to_send and not self._ledger.ksef_submissions("sent"):
+        without_upo = self._ledger.ksef_without_upo(UPO_FETCHES_PER_RUN)
+        if not to_send and not without_upo and not self._ledger.ksef_submissions("sent"):
             return self.outcome
         with self._client.connect(settings.credentials()) as connection:
             if to_send:
                 self._send(connection, to_send)
             self._poll(connection)
+            self._fetch_missing_upos(connection, without_upo)
         return self.outcome
+
+    def _fetch_missing_upos(self, connection: KsefConnection,
+                            submissions: list[KsefSubmission]) -> None:
+        """UPOs that an earlier run could not fetch when KSeF accepted the invoice."""
+        for submission in submissions:
+            sent = submission.sent
+            if sent is None:
+                continue
+            try:
+                self._ledger.record_ksef_upo(submission.invoice, connection.upo(sent))
+            except (KsefUnavailableError, KsefRefusedError) as error:
+                self._job.warn(f"the UPO of invoice {submission.invoice} was not fetched: "
+                               f"{error}")
+                return
 
     def _prepare_new(self) -> None:
         job = self._job
