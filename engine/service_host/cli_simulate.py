@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import click
 
@@ -87,6 +88,41 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+class _Simulator(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _serve_in_foreground(simulator: _Simulator, name: str, where: str) -> int:
+    """Start ``simulator``, print ``name: where`` (``{url}`` in it: the URL it listens
+    on) and serve until Ctrl-C or SIGTERM; a port it cannot listen on is a usage error."""
+    from engine.simulators.partners import SimulatorPortError
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        try:
+            simulator.start()
+        except SimulatorPortError as error:
+            raise click.UsageError(error.explained("--port")) from None
+        try:
+            click.echo(f"{name}: {where.format(url=simulator.url)}")
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            simulator.stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo(f"{name} stopped; its state is gone", err=True)
+    return EXIT_OK
+
+
 @simulate.command("partners")
 @click.option("--port", type=click.IntRange(0, 65535), default=8030, show_default=True,
               help="HTTP port on 127.0.0.1 (0: any free port).")
@@ -110,12 +146,7 @@ def partners(port: int, seed_file: Path | None, error_rate: float, latency_ms: i
     the simulator at /_sim/state, /_sim/seed, /_sim/generate, /_sim/faults, /_sim/reset
     (docs/partners/README.md).
     """
-    from engine.simulators.partners import (
-        Faults,
-        PartnerSimulator,
-        SimulatorInputError,
-        SimulatorPortError,
-    )
+    from engine.simulators.partners import Faults, PartnerSimulator, SimulatorInputError
 
     faults = Faults(error_rate=error_rate, latency_ms=latency_ms, reset_rate=reset_rate,
                     throttle=throttle)
@@ -123,26 +154,9 @@ def partners(port: int, seed_file: Path | None, error_rate: float, latency_ms: i
         simulator = PartnerSimulator(port, seed_file=seed_file, faults=faults)
     except SimulatorInputError as error:
         raise click.UsageError(f"--seed: {error}") from None
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        try:
-            simulator.start()
-        except SimulatorPortError as error:
-            raise click.UsageError(error.explained("--port")) from None
-        try:
-            click.echo(f"partner simulator: {simulator.url}/<partner>, state at "
-                       f"{simulator.url}/_sim/state")
-            sys.stdout.flush()
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            simulator.stop()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    click.echo("partner simulator stopped; its state is gone", err=True)
-    return EXIT_OK
+    return _serve_in_foreground(
+        simulator, "partner simulator",
+        "{url}/<partner>, state at {url}/_sim/state")
 
 
 @simulate.command("ksef")
@@ -169,29 +183,12 @@ def ksef(port: int, error_rate: float, latency_ms: int, throttle_rate: float,
     token or a certificate for a NIP at /_sim/tokens or /_sim/certificates, and see and
     steer the simulator at /_sim/state, /_sim/faults, /_sim/reset.
     """
-    from engine.simulators.ksef import KsefFaults, KsefSimulator, SimulatorPortError
+    from engine.simulators.ksef import KsefFaults, KsefSimulator
 
     faults = KsefFaults(error_rate=error_rate, latency_ms=latency_ms,
                         throttle_rate=throttle_rate, lost_rate=lost_rate)
     simulator = KsefSimulator(port, faults=faults, processing_seconds=processing_seconds,
                               rate_limit=rate_limit)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        try:
-            simulator.start()
-        except SimulatorPortError as error:
-            raise click.UsageError(error.explained("--port")) from None
-        try:
-            click.echo(f"KSeF simulator: {simulator.url} (the SDK adds /v2), state at "
-                       f"{simulator.url}/_sim/state")
-            sys.stdout.flush()
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            simulator.stop()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    click.echo("KSeF simulator stopped; its state is gone", err=True)
-    return EXIT_OK
+    return _serve_in_foreground(
+        simulator, "KSeF simulator",
+        "{url} (the SDK adds /v2), state at {url}/_sim/state")
