@@ -145,9 +145,12 @@ class Runs:
                       gateway=self.gateway, mail=SmtpMailSender(timeout=10),
                       printer=FpdfDocumentPrinter(), ksef=CLIENT, warn=self.warnings.append)
 
-    def issue(self) -> dict[str, int]:
-        return RecurringInvoices().execute(self.job("recurring_invoices"),
-                                           RecurringInvoicesParams(ksef_wait_seconds=20))
+    def issue(self, *templates: str, wait: float = 20) -> dict[str, int]:
+        """A recurring invoices run (of ``templates``, or all), waiting ``wait`` seconds
+        for KSeF if it is on."""
+        return RecurringInvoices().execute(
+            self.job("recurring_invoices"),
+            RecurringInvoicesParams(templates=list(templates), ksef_wait_seconds=wait))
 
     def send(self, **params: Any) -> dict[str, int]:
         return KsefSend().execute(self.job("ksef_send"),
@@ -213,8 +216,7 @@ def test_certificate_login_sends_with_a_xades_signature(
 ) -> None:
     configure(gateway, ksef, certificate=True)
     runs = Runs(gateway)
-    RecurringInvoices().execute(runs.job("recurring_invoices"),
-                                RecurringInvoicesParams(templates=["ABON-GASKA"]))
+    runs.issue("ABON-GASKA")
     assert_each_accepted_once(gateway, ksef)
     assert ksef.state()["logins"].get("certificate", 0) >= 1
 
@@ -242,12 +244,10 @@ def test_a_lost_answer_is_found_in_the_session_and_not_sent_again(
 ) -> None:
     configure(gateway, ksef)
     runs = Runs(gateway)
-    RecurringInvoices().execute(runs.job("recurring_invoices"),
-                                RecurringInvoicesParams(templates=["ABON-GASKA"]))
+    runs.issue("ABON-GASKA")
     ksef.set_faults(KsefFaults(lose_next_uploads=1))
     with pytest.raises(KsefUnavailableError, match="no answer"):
-        RecurringInvoices().execute(runs.job("recurring_invoices"),
-                                    RecurringInvoicesParams(templates=["ABON-BERLIN"]))
+        runs.issue("ABON-BERLIN")
     ksef.set_faults(KsefFaults())
     counts = runs.send(resend_after_seconds=0)
     assert counts["ksef_sent"] == 0 and counts["ksef_accepted"] == 1
@@ -259,8 +259,7 @@ def test_a_second_upload_answered_440_counts_as_the_first_acceptance(
     gateway: SqlCompanyGateway, ksef: KsefSimulator,
 ) -> None:
     runs = Runs(gateway)
-    RecurringInvoices().execute(runs.job("recurring_invoices"),
-                                RecurringInvoicesParams(templates=["ABON-GASKA"]))
+    runs.issue("ABON-GASKA")
     configure(gateway, ksef)  # after issuing: the invoice waits for ksef_send
     ksef.set_faults(KsefFaults(lose_next_uploads=1))
     with pytest.raises(KsefUnavailableError):
@@ -281,8 +280,7 @@ def test_an_invoice_ksef_refuses_is_reported_and_not_sent_again(
     gateway: SqlCompanyGateway, ksef: KsefSimulator,
 ) -> None:
     runs = Runs(gateway)
-    RecurringInvoices().execute(runs.job("recurring_invoices"),
-                                RecurringInvoicesParams(templates=["ABON-GASKA"]))
+    runs.issue("ABON-GASKA")
     configure(gateway, ksef)
     (invoice,) = vat_invoices(gateway)
     document = KsefInvoiceDocument(invoice, party_of_seller(SELLER), party_of_contractor(
@@ -315,8 +313,7 @@ def test_an_invoice_the_xsd_refuses_is_not_sent(
     document["recurring_invoices"][0]["currency"] = "EUR"
     load(gateway, {"recurring_invoices": document["recurring_invoices"][:1]})
     runs = Runs(gateway)
-    RecurringInvoices().execute(runs.job("recurring_invoices"),
-                                RecurringInvoicesParams(templates=["ABON-GASKA"]))
+    runs.issue("ABON-GASKA")
     (invoice,) = vat_invoices(gateway)
     assert invoice.ksef_status == "rejected" and "not sent" in (invoice.ksef_reason or "")
     assert ksef.state()["uploads"] == 0
@@ -328,8 +325,7 @@ def test_storms_of_429_and_5xx_end_with_every_invoice_accepted_once(
 ) -> None:
     configure(gateway, ksef)
     runs = Runs(gateway)
-    RecurringInvoices().execute(runs.job("recurring_invoices"),
-                                RecurringInvoicesParams(ksef_wait_seconds=0))
+    runs.issue(wait=0)
     ksef.set_faults(KsefFaults(error_rate=0.3, throttle_rate=0.3))
     for _ in range(20):
         try:
@@ -347,9 +343,7 @@ def test_ksef_state_is_written_before_and_after_each_upload(
 ) -> None:
     configure(gateway, ksef)
     runs = Runs(gateway)
-    RecurringInvoices().execute(runs.job("recurring_invoices"),
-                                RecurringInvoicesParams(templates=["ABON-GASKA"],
-                                                        ksef_wait_seconds=0))
+    runs.issue("ABON-GASKA", wait=0)
     (submission,) = gateway.ksef_submissions()
     assert submission.session_reference is not None
     assert submission.invoice_reference is not None and submission.uploads == 1
@@ -361,8 +355,7 @@ def test_a_upo_not_fetched_at_acceptance_is_fetched_by_a_later_run(
 ) -> None:
     configure(gateway, ksef)
     runs = Runs(gateway)
-    RecurringInvoices().execute(runs.job("recurring_invoices"),
-                                RecurringInvoicesParams(templates=["ABON-GASKA"]))
+    runs.issue("ABON-GASKA")
     with gateway.engine.begin() as connection:  # as if KSeF had not answered for the UPO
         connection.execute(update(ksef_submissions_table).values(upo=None))
     assert len(gateway.ksef_without_upo(10)) == 1
