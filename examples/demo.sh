@@ -2,9 +2,11 @@
 # A short scripted demo on the embedded default (one SQLite file under SOA_HOME):
 # configure on station BIURO, start, ask the status from BIURO and from KSIEGOWOSC,
 # add a task of the example plugin, then load an example company and preview and run the
-# five ERP operations into a local mail and SMS catcher, synchronise it with the
-# wszystko.pl marketplace of the partner simulator (a full, then a differential run);
-# read the log list, stop. Uses a fresh SOA_HOME unless one is given.
+# five ERP operations into a local mail and SMS catcher; send a second company's
+# recurring invoices to KSeF (the local KSeF simulator) and e-mail them with their KSeF
+# numbers; synchronise the first with the wszystko.pl marketplace of the partner
+# simulator (a full, then a differential run); read the log list, stop. Uses a fresh
+# SOA_HOME unless one is given.
 set -euo pipefail
 export SOA_HOME="${SOA_HOME:-$(mktemp -d -t soa-demo.XXXXXX)}"
 # The example operation plugin (kind example_ping), for the host and the CLI alike.
@@ -63,15 +65,18 @@ done
 step soa tasks list --company 'Firma Demo'
 step soa erp preview 'Firma Demo' recurring_invoices --as-of "$AS_OF"
 step soa erp preview 'Firma Demo' dunning --as-of "$AS_OF"
-for task in "${TASKS[@]}"; do
-  soa tasks run-now "$task" --as-of "$AS_OF" >/dev/null
-  # one after another: invoices first, so that mailing finds them
+wait_for_run() {  # the latest run of task $1 succeeded or failed
   for _ in $(seq 120); do
-    status=$(soa runs list --task "$task" --limit 1 --json | python3 -c \
+    status=$(soa runs list --task "$1" --limit 1 --json | python3 -c \
       'import json,sys; runs=json.load(sys.stdin); print(runs[0]["status"] if runs else "")')
-    case "$status" in succeeded|failed) break ;; esac
+    case "$status" in succeeded|failed) return ;; esac
     sleep 0.5
   done
+}
+for task in "${TASKS[@]}"; do
+  # one after another: invoices first, so that mailing finds them
+  soa tasks run-now "$task" --as-of "$AS_OF" >/dev/null
+  wait_for_run "$task"
 done
 step soa runs list --limit 5
 step soa erp invoices 'Firma Demo'
@@ -83,12 +88,64 @@ soa simulate mail --list | python3 -c 'import json,sys
 for m in json.load(sys.stdin):
     print(m["channel"].ljust(6), "to", m["to"].ljust(32), m["subject"] or m["text"][:70])'
 
+# KSeF, the national e-invoicing system, played by the local KSeF simulator (KSeF API
+# 2.0 in memory on a free port of 127.0.0.1; nothing leaves this machine). A second
+# company issues its recurring invoices now (KSeF takes no invoice dated after today),
+# sends them to KSeF in the same run and e-mails each once KSeF has given its number.
+soa simulate ksef --port 0 >"$SOA_HOME/ksef-simulator.out" &
+KSEF_SIM=$!
+trap 'kill $CATCHER $KSEF_SIM 2>/dev/null || true' EXIT
+KSEF_URL=
+for _ in $(seq 50); do
+  KSEF_URL=$(sed -n 's/^KSeF simulator: \(http[^ ]*\).*/\1/p' "$SOA_HOME/ksef-simulator.out")
+  [ -n "$KSEF_URL" ] && break
+  sleep 0.2
+done
+[ -n "$KSEF_URL" ] || { echo "the KSeF simulator could not start (see above)"; exit 1; }
+echo "KSeF simulator: $KSEF_URL"
+step soa --station BIURO companies add 'Firma KSeF'
+step soa erp load 'Firma KSeF' "$(dirname "$0")/company/firma-demo-ksef.json"
+# A KSeF token for the seller's NIP, issued by the simulator (in real KSeF a person makes
+# one in KSeF's certificate and permission module; after 2026 log in with a certificate:
+# soa ksef configure ... --certificate CERT.pem --key KEY.pem).
+printf '\n\033[1m$ POST %s/_sim/tokens {"nip": "7251801126"}   # a token for the trial\033[0m\n' "$KSEF_URL"
+KSEF_TOKEN=$(python3 - "$KSEF_URL" <<'PY'
+import json, sys, urllib.request
+body = json.dumps({"nip": "7251801126"}).encode()
+answer = urllib.request.urlopen(urllib.request.Request(
+    f"{sys.argv[1]}/_sim/tokens", data=body,
+    headers={"Content-Type": "application/json"}), timeout=10)
+print(json.load(answer)["token"])
+PY
+)
+echo "(a token of ${#KSEF_TOKEN} characters; it is stored encrypted and never printed)"
+echo "$KSEF_TOKEN" | step soa ksef configure 'Firma KSeF' --env URL --url "$KSEF_URL" \
+    --token-stdin --since 2026-11-01
+step soa ksef status 'Firma KSeF'
+KSEF_TASK=$(soa tasks add recurring_invoices --company 'Firma KSeF' --name 'Faktury KSeF' \
+    --daily 06:00)
+printf '\n\033[1m$ soa tasks run-now %s   # now: issue, send to KSeF, e-mail\033[0m\n' "$KSEF_TASK"
+soa tasks run-now "$KSEF_TASK" >/dev/null
+wait_for_run "$KSEF_TASK"
+step soa logs --company 'Firma KSeF' --limit 1
+step soa erp invoices 'Firma KSeF'
+printf '\n\033[1m$ soa erp invoices %s --json   # the KSeF fields, numbers in full\033[0m\n' "'Firma KSeF'"
+soa erp invoices 'Firma KSeF' --json | python3 -c 'import json,sys
+for i in json.load(sys.stdin):
+    print(i["number"].ljust(14), (i["ksef_status"] or "-").ljust(10), i["ksef_number"] or "",
+          i["ksef_accepted_at"] or "")'
+step soa ksef status 'Firma KSeF'
+KSEF_FIRST=$(soa erp invoices 'Firma KSeF' --json | python3 -c \
+  'import json,sys; print(json.load(sys.stdin)[0]["number"])')
+step soa ksef show 'Firma KSeF' "$KSEF_FIRST"
+step soa erp outbox 'Firma KSeF'
+
 # A partner synchronisation: the wszystko.pl marketplace, played by the local partner
 # simulator (all seven partners' contracts on 127.0.0.1:8030; nothing leaves this
 # machine). One full synchronisation, then a differential one after a price change.
 soa simulate partners --port 8030 &
 PARTNERS=$!
-trap 'kill $CATCHER $PARTNERS 2>/dev/null || true' EXIT
+trap 'kill $CATCHER $KSEF_SIM $PARTNERS 2>/dev/null || true' EXIT
 sleep 1
 kill -0 $PARTNERS 2>/dev/null || { echo "the partner simulator could not start (see above)"; exit 1; }
 step soa erp load 'Firma Demo' "$(dirname "$0")/company/firma-demo-sklep.json"
@@ -106,14 +163,6 @@ urllib.request.urlopen(urllib.request.Request(
     headers={"Content-Type": "application/json"}), timeout=10)
 PY
 SYNC=$(soa tasks add sync_wszystkopl --company 'Firma Demo' --name 'wszystko.pl' --every 15m)
-wait_for_run() {  # the latest run of task $1 succeeded or failed
-  for _ in $(seq 120); do
-    status=$(soa runs list --task "$1" --limit 1 --json | python3 -c \
-      'import json,sys; runs=json.load(sys.stdin); print(runs[0]["status"] if runs else "")')
-    case "$status" in succeeded|failed) return ;; esac
-    sleep 0.5
-  done
-}
 soa tasks run-now "$SYNC" >/dev/null && wait_for_run "$SYNC"
 step soa sync status 'Firma Demo'
 step soa erp sales-orders 'Firma Demo'

@@ -22,6 +22,7 @@ BUILT_IN_KINDS: dict[str, CatchUp] = {
     "recurring_orders": "all",
     "task_reminders": "latest",
     "invoice_mailing": "latest",
+    "ksef_send": "latest",
     "sync_esklep": "latest",
     "sync_detal": "latest",
     "sync_mobile": "latest",
