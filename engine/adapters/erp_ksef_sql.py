@@ -265,6 +265,19 @@ class SqlKsefLedger(KsefLedger):
                 datetime.now(UTC), "run_id": run_id or "", "uploads": 0, "code": code,
                 "reason": reason})
 
+    def record_ksef_by_hand(self, invoice: str, *, ksef_number: str,
+                            accepted_at: datetime) -> None:
+        table = ksef_submissions_table
+        values = {"status": "accepted", "ksef_number": ksef_number,
+                  "accepted_at": accepted_at, "code": None,
+                  "reason": "KSeF number entered by hand"}
+        with self._writing() as c:
+            if not c.execute(update(table).where(table.c.invoice == invoice)
+                             .values(values)).rowcount:
+                c.execute(insert(table), {
+                    "invoice": invoice, "invoice_hash": "", "xml": "",
+                    "prepared_at": datetime.now(UTC), "run_id": "", "uploads": 0, **values})
+
     def reopen_ksef(self, invoice: str) -> bool:
         table = ksef_submissions_table
         with self._writing() as c:

@@ -42,6 +42,7 @@ from ksef_client.models import FormCode, PublicKeyCertificateUsage, SessionInvoi
 from ksef_client.services.crypto import EncryptionData
 from ksef_client.services.workflows import AuthCoordinator, AuthResult, OnlineSessionWorkflow
 from ksef_client.utils.datetime_parsing import try_parse_api_datetime
+from ksef_client.utils.ksef_number import validate_ksef_number
 
 from engine.adapters.ksef_fa3 import DEFAULT_EXEMPTION_BASIS, render_fa3
 from engine.ports.ksef import (
@@ -119,6 +120,9 @@ class SdkKsefClient(KsefClient):
 
     def render(self, document: KsefInvoiceDocument) -> bytes:
         return render_fa3(document, exemption_basis=self._exemption_basis)
+
+    def is_ksef_number(self, text: str) -> bool:
+        return validate_ksef_number(text).is_valid
 
     def connect(self, credentials: KsefCredentials) -> SdkKsefConnection:
         sdk = self._sdk_factory(KsefClientOptions(

@@ -5,7 +5,7 @@ read an invoice's UPO. Sending is the ``ksef_send`` operation's work."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from stdnum.pl import nip as polish_nip
@@ -13,6 +13,7 @@ from stdnum.pl import nip as polish_nip
 from engine.application.erp import ErpService
 from engine.application.errors import InvalidRequestError
 from engine.domain.errors import NotFoundError
+from engine.erp.fields import WARSAW
 from engine.erp.ksef import (
     KSEF_STATUS_OF,
     KsefLedger,
@@ -24,6 +25,11 @@ from engine.erp.ksef import (
 from engine.ports.ksef import KSEF_ENVIRONMENTS, KsefClient
 
 ENVIRONMENT_NAMES = (*KSEF_ENVIRONMENTS, "URL")
+
+
+def polish_today() -> date:
+    """Today in Poland, as KSeF counts issue dates."""
+    return datetime.now(WARSAW).date()
 
 
 class KsefService:
@@ -90,7 +96,7 @@ class KsefService:
         settings = KsefSettings(
             environment=name, base_url=base_url,
             nip=self._nip(company, nip, stored), method=method,
-            since=since or (stored.since if stored else date.today()), enabled=enabled,
+            since=since or (stored.since if stored else polish_today()), enabled=enabled,
             token=token.strip() if token is not None else None,
             certificate_pem=certificate_pem, private_key_pem=private_key_pem)
         ledger.configure_ksef(settings)
@@ -139,7 +145,7 @@ class KsefService:
         counts = Counter(KSEF_STATUS_OF[submission.status] for submission in submissions)
         pending = 0
         if settings is not None and settings.enabled:
-            pending = len(ledger.ksef_candidates(date.today(), 1_000_000))
+            pending = len(ledger.ksef_candidates(polish_today(), 1_000_000))
         return {
             "configured": settings is not None,
             "settings": None if settings is None else settings.as_json(),
@@ -156,6 +162,37 @@ class KsefService:
         if found is None:
             raise NotFoundError(f"invoice {invoice} has not been sent to KSeF")
         return found
+
+    def record_by_hand(self, company: str, invoice: str, ksef_number: str,
+                       accepted_at: datetime | None = None) -> KsefSubmission:
+        """Record the KSeF number of ``invoice`` sent to KSeF another way (an invoice the
+        engine cannot send, such as one in a foreign currency): it counts as accepted and
+        its e-mail goes out.
+
+        :raises InvalidRequestError: for a malformed number, one of another NIP, an
+            invoice that is not an issued VAT invoice, or one KSeF accepted already.
+        """
+        settings = self.settings(company)
+        ledger = self._ledger(company)
+        number = ksef_number.strip().upper()
+        if not self.client.is_ksef_number(number):
+            raise InvalidRequestError(f"{ksef_number!r} is not a KSeF number (NIP-YYYYMMDD-"
+                                      "twelve hex digits-two hex digits of CRC-8)")
+        if not number.startswith(settings.nip + "-"):
+            raise InvalidRequestError(f"KSeF number {number} is not of NIP {settings.nip}")
+        found = self.erp.gateway(company).invoice(invoice)
+        if found is None or found.type != "FA" or found.status != "issued":
+            raise InvalidRequestError(f"invoice {invoice} is not an issued VAT invoice of "
+                                      f"company {company.strip()}")
+        stored = ledger.ksef_submission(invoice)
+        if stored is not None and stored.status != "rejected":
+            raise InvalidRequestError(
+                f"invoice {invoice} is {KSEF_STATUS_OF[stored.status]} in KSeF"
+                + (f" as {stored.ksef_number}" if stored.ksef_number else "")
+                + "; only an invoice not sent or rejected can be recorded by hand")
+        ledger.record_ksef_by_hand(invoice, ksef_number=number,
+                                   accepted_at=accepted_at or datetime.now(UTC))
+        return self.submission(company, invoice)
 
     def reopen(self, company: str, invoice: str) -> None:
         """Let the next run make and send a rejected invoice again (after its data, such

@@ -178,6 +178,12 @@ class KsefLedger(ABC):
         ``invoice``; nothing is sent again until it is reopened."""
 
     @abstractmethod
+    def record_ksef_by_hand(self, invoice: str, *, ksef_number: str,
+                            accepted_at: datetime) -> None:
+        """A person sent ``invoice`` to KSeF another way (such as KSeF's own application)
+        and gives its number: it is accepted, its e-mail goes out, nothing is sent."""
+
+    @abstractmethod
     def reopen_ksef(self, invoice: str) -> bool:
         """Forget a rejected submission so the next run makes and sends the invoice
         again; False if ``invoice`` has no rejected submission."""

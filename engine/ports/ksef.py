@@ -216,6 +216,11 @@ class KsefClient(ABC):
         """
 
     @abstractmethod
+    def is_ksef_number(self, text: str) -> bool:
+        """Whether ``text`` is a well-formed KSeF number (``NIP-YYYYMMDD-XXXXXXXXXXXX-CC``,
+        its CRC-8 ``CC`` checked)."""
+
+    @abstractmethod
     def connect(self, credentials: KsefCredentials) -> KsefConnection:
         """Log in for ``credentials.nip``.
 

@@ -186,3 +186,16 @@ def ksef_reopen(company: str, invoice: str) -> int:
     context().ksef.reopen(company, invoice)
     click.echo(f"invoice {invoice} will be made and sent to KSeF again by the next run")
     return EXIT_OK
+
+
+@ksef.command("record")
+@click.argument("company")
+@click.argument("invoice")
+@click.argument("ksef_number")
+def ksef_record(company: str, invoice: str, ksef_number: str) -> int:
+    """Record the KSEF_NUMBER of INVOICE when it was sent to KSeF another way (such as
+    KSeF's own application, for an invoice the service cannot send): it counts as
+    accepted, and its e-mail goes out."""
+    submission = context().ksef.record_by_hand(company, invoice, ksef_number)
+    click.echo(f"invoice {invoice} recorded as accepted by KSeF as {submission.ksef_number}")
+    return EXIT_OK

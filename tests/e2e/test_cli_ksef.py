@@ -103,7 +103,7 @@ def test_configure_send_and_read_back_with_no_secret_in_the_clear(
     assert sent["status"] == "succeeded", sent
     (invoice,) = soa.json("AUDIT", "erp", "invoices", "Firma")
     assert invoice["ksef_status"] == "accepted" and invoice["ksef_accepted_at"]
-    assert validate_ksef_number(invoice["ksef_number"])
+    assert validate_ksef_number(invoice["ksef_number"]).is_valid
     assert invoice["ksef_number"] in soa.ok("AUDIT", "erp", "invoices", "Firma")
     upo = soa.ok("AUDIT", "ksef", "upo", "Firma", invoice["number"])
     assert invoice["ksef_number"] in upo
@@ -113,6 +113,10 @@ def test_configure_send_and_read_back_with_no_secret_in_the_clear(
     assert status["counts"]["accepted"] == 1 and status["open"] == []
     refused = soa.run("BIURO", "ksef", "reopen", "Firma", invoice["number"])
     assert refused.returncode == 2 and "only a rejected invoice" in refused.stderr
+    for number, wanted in (("5239384994-20261203-0123456789AB-00", "is not a KSeF number"),
+                           (invoice["ksef_number"], "is accepted in KSeF")):
+        refused = soa.run("BIURO", "ksef", "record", "Firma", invoice["number"], number)
+        assert refused.returncode == 2 and wanted in refused.stderr, refused.stderr
 
     api_url = soa.status("BIURO")["api_url"]
     api = httpx.Client(base_url=api_url, timeout=30, headers={

@@ -9,7 +9,7 @@ from __future__ import annotations
 import email
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ from engine.operations.erp.ksef_send import (
 from engine.operations.erp.recurring_invoices import RecurringInvoices, RecurringInvoicesParams
 from engine.ports.ksef import KsefInvoiceDocument, KsefUnavailableError
 from engine.simulators.ksef import KsefFaults, KsefSimulator
+from engine.simulators.ksef.documents import ksef_number
 from engine.simulators.mail_catcher import MailCatcher
 from tests.integration.sync_support import company_gateway, load
 
@@ -173,7 +174,7 @@ def assert_each_accepted_once(gateway: SqlCompanyGateway, ksef: KsefSimulator) -
     for invoice in invoices:
         assert invoice.ksef_status == "accepted", invoice
         assert invoice.ksef_number == accepted[invoice.number]["ksef_number"]
-        assert validate_ksef_number(invoice.ksef_number)
+        assert validate_ksef_number(invoice.ksef_number).is_valid
         assert invoice.ksef_accepted_at is not None
     assert len({invoice.ksef_number for invoice in invoices}) == len(invoices)
 
@@ -318,6 +319,15 @@ def test_an_invoice_the_xsd_refuses_is_not_sent(
     assert invoice.ksef_status == "rejected" and "not sent" in (invoice.ksef_reason or "")
     assert ksef.state()["uploads"] == 0
     assert not catcher.raw_mails()
+
+    # sent to KSeF another way: its number, given by hand, lets the e-mail go
+    number = ksef_number(SELLER_NIP, date(2026, 11, 30), "0123456789AB")
+    gateway.record_ksef_by_hand(invoice.number, ksef_number=number,
+                                accepted_at=datetime(2026, 11, 30, 12, tzinfo=UTC))
+    assert runs.issue("ABON-GASKA")["sent"] == 1
+    (invoice,) = vat_invoices(gateway)
+    assert invoice.ksef_status == "accepted" and invoice.ksef_number == number
+    assert len(catcher.raw_mails()) == 1 and ksef.state()["uploads"] == 0
 
 
 def test_storms_of_429_and_5xx_end_with_every_invoice_accepted_once(

@@ -479,6 +479,18 @@ def post_ksef_reopen(request: Request, company: str, number: str) -> dict[str, A
     return {"invoice": number, "ksef_status": "pending"}
 
 
+class KsefNumberBody(StrictModel):
+    ksef_number: str = Field(max_length=64, examples=["5239384994-20261203-0A1B2C3D4E5F-7A"])
+
+
+@api.post("/companies/{company}/ksef/invoices/{number:path}/record")
+def post_ksef_record(request: Request, company: str, number: str,
+                     body: KsefNumberBody) -> dict[str, Any]:
+    """Record the KSeF number of an invoice sent to KSeF another way, as
+    ``soa ksef record``."""
+    return services(request).ksef.record_by_hand(company, number, body.ksef_number).as_json()
+
+
 @api.get("/companies/{company}/ksef/invoices/{number:path}")
 def get_ksef_invoice(request: Request, company: str, number: str) -> dict[str, Any]:
     """What KSeF answered about an invoice, as ``soa ksef show --json``."""
