@@ -29,8 +29,10 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     insert,
+    or_,
     select,
     update,
 )
@@ -41,9 +43,11 @@ from engine.adapters.erp_sqlalchemy import UtcTime, invoices_table
 from engine.adapters.sql import store_errors
 from engine.erp.ksef import (
     KSEF_STATUS_OF,
+    KsefAcceptance,
     KsefLedger,
     KsefSettings,
     KsefSubmission,
+    PreparedInvoice,
     SubmissionStatus,
 )
 from engine.erp.model import Invoice
@@ -216,38 +220,70 @@ class SqlKsefLedger(KsefLedger):
             row = c.execute(select(table).where(table.c.invoice == invoice)).first()
         return None if row is None else _submission(row, with_xml=True)
 
-    def prepare_ksef(self, invoice: str, xml: bytes, invoice_hash: str, run_id: str,
-                     at: datetime) -> bool:
+    def prepare_ksef(self, prepared: Sequence[PreparedInvoice], run_id: str,
+                     at: datetime) -> int:
+        table = ksef_submissions_table
+        if not prepared:
+            return 0
         try:
             with self._writing() as c:
-                c.execute(insert(ksef_submissions_table), {
-                    "invoice": invoice, "status": "prepared", "invoice_hash": invoice_hash,
-                    "xml": xml.decode("utf-8"), "prepared_at": at, "run_id": run_id,
-                    "uploads": 0})
-        except IntegrityError:
-            return False
-        return True
+                taken: set[str] = set()
+                numbers = [entry.invoice for entry in prepared]
+                for start in range(0, len(numbers), CHUNK):
+                    taken.update(c.execute(select(table.c.invoice).where(
+                        table.c.invoice.in_(numbers[start:start + CHUNK]))).scalars())
+                rows = [{"invoice": entry.invoice, "status": "prepared",
+                         "invoice_hash": entry.invoice_hash, "xml": entry.xml.decode("utf-8"),
+                         "prepared_at": at, "run_id": run_id, "uploads": 0}
+                        for entry in prepared if entry.invoice not in taken]
+                if rows:
+                    c.execute(insert(table), rows)
+                return len(rows)
+        except IntegrityError:  # another run prepared some meanwhile: one at a time
+            if len(prepared) == 1:
+                return 0
+            return sum(self.prepare_ksef([entry], run_id, at) for entry in prepared)
+
+    def record_ksef_upload(self, invoices: Sequence[str], session_reference: str) -> None:
+        table = ksef_submissions_table
+        with self._writing() as c:
+            for start in range(0, len(invoices), CHUNK):
+                c.execute(update(table).where(
+                    table.c.invoice.in_(list(invoices[start:start + CHUNK])))
+                    .values(uploads=table.c.uploads + 1,
+                            session_reference=session_reference))
+
+    def record_ksef_sent(self, sent: Sequence[tuple[str, SentInvoice]], at: datetime) -> None:
+        table = ksef_submissions_table
+        if not sent:
+            return
+        with self._writing() as c:
+            c.execute(update(table).where(
+                table.c.invoice == bindparam("number"),
+                or_(table.c.status == "prepared", table.c.status == "sent")).values(
+                status="sent", session_reference=bindparam("session"),
+                invoice_reference=bindparam("reference"), sent_at=at),
+                [{"number": invoice, "session": reference.session_reference,
+                  "reference": reference.invoice_reference} for invoice, reference in sent])
+
+    def record_ksef_accepted(self, accepted: Sequence[KsefAcceptance]) -> None:
+        table = ksef_submissions_table
+        if not accepted:
+            return
+        with self._writing() as c:
+            c.execute(update(table).where(table.c.invoice == bindparam("number")).values(
+                status="accepted", ksef_number=bindparam("ksef"),
+                accepted_at=bindparam("at"), code=bindparam("answer"),
+                reason=bindparam("why"), upo=bindparam("receipt")),
+                [{"number": entry.invoice, "ksef": entry.ksef_number, "at": entry.accepted_at,
+                  "answer": entry.code, "why": entry.reason, "receipt": entry.upo}
+                 for entry in accepted])
 
     def _update(self, invoice: str, *where: Any, **values: Any) -> int:
         table = ksef_submissions_table
         with self._writing() as c:
             return int(c.execute(update(table).where(table.c.invoice == invoice, *where)
                                  .values(values)).rowcount)
-
-    def record_ksef_upload(self, invoice: str, session_reference: str) -> None:
-        self._update(invoice, uploads=ksef_submissions_table.c.uploads + 1,
-                     session_reference=session_reference)
-
-    def record_ksef_sent(self, invoice: str, sent: SentInvoice, at: datetime) -> None:
-        table = ksef_submissions_table
-        self._update(invoice, table.c.status.in_(("prepared", "sent")), status="sent",
-                     session_reference=sent.session_reference,
-                     invoice_reference=sent.invoice_reference, sent_at=at)
-
-    def record_ksef_accepted(self, invoice: str, *, ksef_number: str, accepted_at: datetime,
-                             code: int, reason: str | None, upo: str | None) -> None:
-        self._update(invoice, status="accepted", ksef_number=ksef_number,
-                     accepted_at=accepted_at, code=code, reason=reason, upo=upo)
 
     def record_ksef_upo(self, invoice: str, upo: str) -> None:
         self._update(invoice, upo=upo)

@@ -26,10 +26,11 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ksef_client.documents.fa3 as fa3_package
 import xmlschema
+from lxml import etree  # type: ignore[import-untyped]
 
 from engine.erp.money import money_text
 from engine.ports.ksef import KsefDocumentError, KsefInvoiceDocument, KsefParty
@@ -70,6 +71,7 @@ MAX_ERROR_CHARS = 300
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 _schema: xmlschema.XMLSchema11 | xmlschema.XMLSchema10 | None = None
+_lxml_schema: etree.XMLSchema | None = None
 _schema_lock = threading.Lock()
 
 
@@ -107,6 +109,8 @@ def validate_fa3(xml: bytes) -> None:
 
     :raises KsefDocumentError: naming the first error (element path and reason), one line.
     """
+    if _valid_by_lxml(xml):
+        return
     schema = _fa3_schema()
     try:
         resource = xmlschema.XMLResource(xml, allow="none", defuse="always")
@@ -119,6 +123,36 @@ def validate_fa3(xml: bytes) -> None:
         reason = " ".join((error.reason or str(error)).split())
         raise KsefDocumentError(
             f"FA(3) XML refused by the XSD at {where}: {reason}"[:MAX_ERROR_CHARS])
+
+
+class _BundledSchemas(etree.Resolver):  # type: ignore[misc]
+    """Serves the XSD's includes (http://crd.gov.pl/...) from the SDK's copies; never
+    the network."""
+
+    def resolve(self, url: str, public_id: str | None, context: Any) -> Any:
+        path = SCHEMA_DIRECTORY / url.rsplit("/", 1)[-1]
+        if not path.is_file():
+            raise LookupError(f"schema {url} is not bundled with ksef-client")
+        return self.resolve_filename(str(path), context)
+
+
+def _valid_by_lxml(xml: bytes) -> bool:
+    """The fast check (libxml2, some 40 times faster than xmlschema): True if the XSD
+    accepts ``xml``; on False, xmlschema finds the error's path for the message."""
+    global _lxml_schema
+    with _schema_lock:
+        if _lxml_schema is None:
+            parser = etree.XMLParser(no_network=True, resolve_entities=False)
+            parser.resolvers.add(_BundledSchemas())
+            _lxml_schema = etree.XMLSchema(etree.parse(str(SCHEMA_FILE), parser))
+        schema = _lxml_schema
+    try:
+        document = etree.fromstring(xml, etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False))
+    except etree.XMLSyntaxError:
+        return False
+    with _schema_lock:  # an lxml schema object is not safe to share between threads
+        return bool(schema.validate(document))
 
 
 def _fa3_schema() -> xmlschema.XMLSchema11 | xmlschema.XMLSchema10:

@@ -202,18 +202,19 @@ class SdkKsefConnection(KsefConnection):
             details=details, ksef_number=ksef_number or None,
             accepted_at=try_parse_api_datetime(answer.acquisition_date))
 
-    def find_sent(self, session_reference: str, invoice_hash: str) -> SentInvoice | None:
+    def uploads_in(self, session_reference: str) -> dict[str, str]:
         """Page through the session's invoices (KSeF lists every upload it received)."""
+        uploads: dict[str, str] = {}
         continuation: str | None = None
         while True:
             page = self.authorized("KSeF session invoices", functools.partial(
                 self._session_invoices, session_reference, continuation))
-            for invoice in page.invoices:
-                if invoice.invoice_hash == invoice_hash and invoice.reference_number:
-                    return SentInvoice(session_reference, str(invoice.reference_number))
+            uploads.update((invoice.invoice_hash, str(invoice.reference_number))
+                           for invoice in page.invoices
+                           if invoice.invoice_hash and invoice.reference_number)
             continuation = page.continuation_token
             if not continuation:
-                return None
+                return uploads
 
     def _session_invoices(self, session_reference: str, continuation: str | None,
                           token: str) -> SessionInvoicesResponse:

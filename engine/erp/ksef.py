@@ -15,9 +15,10 @@ A submission moves ``prepared`` → ``sent`` → ``accepted`` or ``rejected``:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from engine.domain.errors import SoaError
 from engine.erp.model import Invoice
@@ -116,6 +117,27 @@ class KsefSubmission:
                 "run_id": self.run_id, "upo": self.upo is not None}
 
 
+class PreparedInvoice(NamedTuple):
+    """An invoice's FA(3) XML and its SHA-256 (base64), to record before the upload."""
+
+    invoice: str
+    xml: bytes
+    invoice_hash: str
+
+
+@dataclass(frozen=True)
+class KsefAcceptance:
+    """KSeF's acceptance of an invoice: its number and time, the answer's code (200, or
+    440 for a duplicate) with its text, and the UPO if it was fetched."""
+
+    invoice: str
+    ksef_number: str
+    accepted_at: datetime
+    code: int
+    reason: str | None = None
+    upo: str | None = field(default=None, repr=False)
+
+
 class KsefLedger(ABC):
     """The KSeF settings and submissions of a company (beside its ERP data)."""
 
@@ -148,23 +170,23 @@ class KsefLedger(ABC):
         """The submission of ``invoice`` (with its XML and UPO), or None."""
 
     @abstractmethod
-    def prepare_ksef(self, invoice: str, xml: bytes, invoice_hash: str, run_id: str,
-                     at: datetime) -> bool:
-        """Record ``invoice`` as prepared with its XML; False if it has a submission."""
+    def prepare_ksef(self, prepared: Sequence[PreparedInvoice], run_id: str,
+                     at: datetime) -> int:
+        """Record each invoice as prepared with its XML, in one transaction; one with a
+        submission already is left as it is. Returns how many were recorded."""
 
     @abstractmethod
-    def record_ksef_upload(self, invoice: str, session_reference: str) -> None:
-        """Count an upload attempt of ``invoice`` and keep the session it is made in
-        (before it is made)."""
+    def record_ksef_upload(self, invoices: Sequence[str], session_reference: str) -> None:
+        """Before ``invoices`` are uploaded in session ``session_reference``: keep the
+        session and count an upload of each (one transaction)."""
 
     @abstractmethod
-    def record_ksef_sent(self, invoice: str, sent: SentInvoice, at: datetime) -> None:
-        """``invoice`` was uploaded: keep its references (status ``sent``)."""
+    def record_ksef_sent(self, sent: Sequence[tuple[str, SentInvoice]], at: datetime) -> None:
+        """The invoices were uploaded: keep their references (status ``sent``)."""
 
     @abstractmethod
-    def record_ksef_accepted(self, invoice: str, *, ksef_number: str, accepted_at: datetime,
-                             code: int, reason: str | None, upo: str | None) -> None:
-        """KSeF accepted ``invoice`` (code 200, or 440 naming the original number)."""
+    def record_ksef_accepted(self, accepted: Sequence[KsefAcceptance]) -> None:
+        """KSeF accepted the invoices (code 200, or 440 naming the original number)."""
 
     @abstractmethod
     def record_ksef_upo(self, invoice: str, upo: str) -> None:

@@ -181,12 +181,12 @@ class KsefConnection(ABC):
     def invoice_status(self, sent: SentInvoice) -> KsefInvoiceStatus:
         """The status of an invoice sent earlier (in this or an earlier connection)."""
 
-    def find_sent(self, session_reference: str, invoice_hash: str) -> SentInvoice | None:
-        """The invoice uploaded in session ``session_reference`` whose SHA-256 (base64) is
-        ``invoice_hash``, or None: how a run finds an upload whose answer was lost. An
-        adapter that cannot list a session's invoices returns None (the invoice is then
-        sent again, and KSeF answers 440 with the original number)."""
-        return None
+    def uploads_in(self, session_reference: str) -> dict[str, str]:
+        """The invoices KSeF received in session ``session_reference``: SHA-256 (base64)
+        → invoice reference. How a run finds uploads whose answers were lost. An adapter
+        that cannot list a session's invoices returns an empty mapping (the invoices are
+        then sent again, and KSeF answers 440 with the original numbers)."""
+        return {}
 
     @abstractmethod
     def upo(self, sent: SentInvoice) -> str:

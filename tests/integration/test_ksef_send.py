@@ -25,7 +25,7 @@ from engine.adapters.ksef_sdk import SdkKsefClient, SdkKsefOptions
 from engine.adapters.mail_smtp import SmtpMailSender
 from engine.adapters.pdf_fpdf import FpdfDocumentPrinter
 from engine.erp.document import Contractor, Seller
-from engine.erp.ksef import KsefSettings
+from engine.erp.ksef import KsefSettings, PreparedInvoice
 from engine.operations.erp.common import ErpJob
 from engine.operations.erp.ksef_send import (
     KsefSend,
@@ -288,8 +288,8 @@ def test_an_invoice_ksef_refuses_is_reported_and_not_sent_again(
         Contractor(code="GASKA", name="Gąska i Synowie s.c.", nip="4477127826",
                    address="ul. Łąkowa 5, 90-001 Łódź")))
     broken = CLIENT.render(document).replace(b"<P_15>", b"<P_15>x")  # as if made elsewhere
-    assert gateway.prepare_ksef(invoice.number, broken, invoice_hash(broken), "older-run",
-                                datetime(2026, 11, 30, tzinfo=UTC))
+    assert gateway.prepare_ksef([PreparedInvoice(invoice.number, broken, invoice_hash(broken))],
+                                "older-run", datetime(2026, 11, 30, tzinfo=UTC)) == 1
     counts = runs.send()
     assert counts["ksef_rejected"] == 1
     (invoice,) = vat_invoices(gateway)

@@ -34,11 +34,19 @@ from pydantic import Field
 from engine.domain.errors import SoaError
 from engine.erp.document import Contractor, Seller
 from engine.erp.fields import WARSAW
-from engine.erp.ksef import KsefLedger, KsefNotConfiguredError, KsefSettings, KsefSubmission
+from engine.erp.ksef import (
+    KsefAcceptance,
+    KsefLedger,
+    KsefNotConfiguredError,
+    KsefSettings,
+    KsefSubmission,
+    PreparedInvoice,
+)
 from engine.erp.model import Invoice
 from engine.operations.contract import OperationPorts, RunContext
-from engine.operations.erp.common import ErpJob, OperationParams, PlannedAction
+from engine.operations.erp.common import ErpJob, OperationParams, PlannedAction, batches
 from engine.ports.ksef import (
+    STATUS_ACCEPTED,
     KsefClient,
     KsefConnection,
     KsefDocumentError,
@@ -46,7 +54,6 @@ from engine.ports.ksef import (
     KsefInvoiceStatus,
     KsefParty,
     KsefRefusedError,
-    KsefSession,
     KsefUnavailableError,
     SentInvoice,
 )
@@ -54,6 +61,10 @@ from engine.ports.ksef import (
 KIND = "ksef_send"
 
 UPO_FETCHES_PER_RUN = 100
+CHUNK = 100
+"""Invoices recorded per transaction (prepared, uploaded in a session, sent)."""
+GIVE_UP_AFTER = 3
+"""Uploads in a row without an answer after which a run stops sending (KSeF is down)."""
 LOCAL_REJECTION = 0
 """The code of a rejection by the engine's own XSD check (nothing was sent)."""
 
@@ -173,6 +184,8 @@ class KsefSender:
                 return
 
     def _prepare_new(self) -> None:
+        """Make and check the XML of each new invoice and record them all as prepared
+        (one transaction per chunk)."""
         job = self._job
         candidates = self._ledger.ksef_candidates(sendable_until(job.today),
                                                   self._params.limit)
@@ -182,110 +195,132 @@ class KsefSender:
         if seller is None:
             raise ValueError("the company has no seller data; load the seller first")
         contractors = job.by_code("contractors")
-        for invoice in candidates:
+        for chunk in batches(candidates, CHUNK):
             job.check_cancelled(f"{self.outcome.prepared} invoice(s) prepared for KSeF")
-            try:
-                xml = self._render(invoice, seller, contractors.get(invoice.contractor))
-            except KsefDocumentError as error:
-                self._ledger.record_ksef_rejected(
-                    invoice.number, code=LOCAL_REJECTION, reason=f"not sent: {error}",
-                    xml=b"", run_id=job.run_id, at=datetime.now(UTC))
-                self.outcome.rejected += 1
-                job.warn(f"invoice {invoice.number} was not sent to KSeF: {error}")
-                continue
-            if self._ledger.prepare_ksef(invoice.number, xml, invoice_hash(xml), job.run_id,
-                                         datetime.now(UTC)):
-                self.outcome.prepared += 1
+            prepared: list[PreparedInvoice] = []
+            for invoice in chunk:
+                try:
+                    xml = self._render(invoice, seller, contractors.get(invoice.contractor))
+                except KsefDocumentError as error:
+                    self._ledger.record_ksef_rejected(
+                        invoice.number, code=LOCAL_REJECTION, reason=f"not sent: {error}",
+                        xml=b"", run_id=job.run_id, at=datetime.now(UTC))
+                    self.outcome.rejected += 1
+                    job.warn(f"invoice {invoice.number} was not sent to KSeF: {error}")
+                    continue
+                prepared.append(PreparedInvoice(invoice.number, xml, invoice_hash(xml)))
+            self.outcome.prepared += self._ledger.prepare_ksef(prepared, job.run_id,
+                                                               datetime.now(UTC))
 
     def _render(self, invoice: Invoice, seller: Seller, contractor: Contractor | None) -> bytes:
         if contractor is None:
             raise KsefDocumentError(f"its contractor {invoice.contractor} does not exist")
-        data = self._job.data
         return self._client.render(KsefInvoiceDocument(
             invoice=invoice, seller=party_of_seller(seller),
-            buyer=party_of_contractor(contractor),
-            bank_account=data.seller.bank_account if data.seller else ""))
+            buyer=party_of_contractor(contractor), bank_account=seller.bank_account))
 
     def _send(self, connection: KsefConnection, submissions: list[KsefSubmission]) -> None:
+        """Upload in one session what no earlier session holds: each chunk's session is
+        recorded before its uploads, their references after them."""
         job = self._job
-        session: KsefSession | None = None
+        pending = self._not_found_in_their_sessions(connection, submissions)
+        if not pending:
+            return
+        session = connection.open_session()
+        unavailable_in_a_row = 0
         try:
-            for submission in submissions:
+            for chunk in batches(pending, CHUNK):
                 job.check_cancelled(f"{self.outcome.sent} invoice(s) sent to KSeF")
-                if self._found_earlier_upload(connection, submission):
-                    continue
-                if session is None:
-                    session = connection.open_session()
-                assert submission.xml is not None
-                self._ledger.record_ksef_upload(submission.invoice, session.reference)
+                if unavailable_in_a_row >= GIVE_UP_AFTER:
+                    break
+                self._ledger.record_ksef_upload([entry.invoice for entry in chunk],
+                                                session.reference)
+                sent: list[tuple[str, SentInvoice]] = []
                 try:
-                    sent = session.send(submission.xml)
-                except KsefUnavailableError as error:
-                    self.outcome.unsent.append(f"{submission.invoice}: {error}")
-                    continue
-                except KsefRefusedError as error:
-                    self._reject(submission.invoice, KsefInvoiceStatus(
-                        code=400, description=str(error)))
-                    continue
-                self._ledger.record_ksef_sent(submission.invoice, sent, datetime.now(UTC))
-                self.outcome.sent += 1
+                    for submission in chunk:
+                        if unavailable_in_a_row >= GIVE_UP_AFTER:
+                            break
+                        assert submission.xml is not None
+                        try:
+                            sent.append((submission.invoice, session.send(submission.xml)))
+                            unavailable_in_a_row = 0
+                        except KsefUnavailableError as error:
+                            unavailable_in_a_row += 1
+                            self.outcome.unsent.append(f"{submission.invoice}: {error}")
+                        except KsefRefusedError as error:
+                            self._reject(submission.invoice, KsefInvoiceStatus(
+                                code=400, description=str(error)))
+                finally:
+                    self._ledger.record_ksef_sent(sent, datetime.now(UTC))
+                    self.outcome.sent += len(sent)
         finally:
-            if session is not None:
-                try:
-                    session.close()
-                except (KsefUnavailableError, KsefRefusedError) as error:
-                    job.warn(f"the KSeF session {session.reference} was not closed: {error}")
+            try:
+                session.close()
+            except (KsefUnavailableError, KsefRefusedError) as error:
+                job.warn(f"the KSeF session {session.reference} was not closed: {error}")
 
-    def _found_earlier_upload(self, connection: KsefConnection,
-                              submission: KsefSubmission) -> bool:
-        """An upload of an earlier attempt whose answer was lost, found in its session."""
-        if submission.session_reference is None:
-            return False
-        try:
-            sent = connection.find_sent(submission.session_reference, submission.invoice_hash)
-        except (KsefUnavailableError, KsefRefusedError):
-            return False
-        if sent is None:
-            return False
-        self._ledger.record_ksef_sent(submission.invoice, sent, datetime.now(UTC))
-        self.outcome.found += 1
-        return True
+    def _not_found_in_their_sessions(self, connection: KsefConnection,
+                                     submissions: list[KsefSubmission]) -> list[KsefSubmission]:
+        """Uploads of earlier attempts whose answers were lost, found in their sessions by
+        hash, are recorded as sent; the rest is returned, to be uploaded."""
+        by_session: dict[str, list[KsefSubmission]] = {}
+        for submission in submissions:
+            if submission.session_reference is not None:
+                by_session.setdefault(submission.session_reference, []).append(submission)
+        found: list[tuple[str, SentInvoice]] = []
+        for session_reference, entries in by_session.items():
+            try:
+                uploads = connection.uploads_in(session_reference)
+            except (KsefUnavailableError, KsefRefusedError):
+                continue  # sent again: KSeF's duplicate rule answers for those it has
+            found += [(entry.invoice, SentInvoice(session_reference,
+                                                  uploads[entry.invoice_hash]))
+                      for entry in entries if entry.invoice_hash in uploads]
+        self._ledger.record_ksef_sent(found, datetime.now(UTC))
+        self.outcome.found += len(found)
+        recorded = {invoice for invoice, _ in found}
+        return [entry for entry in submissions if entry.invoice not in recorded]
 
     def _poll(self, connection: KsefConnection) -> None:
+        """Poll every sent invoice until each has a final answer or the run's wait is
+        over; each round's acceptances are recorded together."""
         deadline = time.monotonic() + self._params.wait_seconds
         while True:
-            waiting = self._ledger.ksef_submissions("sent")
-            for submission in waiting:
-                self._job.check_cancelled("polling KSeF")
-                sent = submission.sent
-                assert sent is not None
-                status = connection.invoice_status(sent)
-                if status.is_final:
-                    self._finish(connection, submission.invoice, sent, status)
+            accepted: list[KsefAcceptance] = []
+            try:
+                for submission in self._ledger.ksef_submissions("sent"):
+                    self._job.check_cancelled("polling KSeF")
+                    sent = submission.sent
+                    assert sent is not None
+                    status = connection.invoice_status(sent)
+                    if status.is_accepted:
+                        accepted.append(self._acceptance(connection, submission.invoice,
+                                                         sent, status))
+                    elif status.is_final:
+                        self._reject(submission.invoice, status)
+            finally:
+                self._ledger.record_ksef_accepted(accepted)
+                self.outcome.accepted += len(accepted)
+                self.outcome.duplicates += sum(1 for entry in accepted if entry.code != 200)
             remaining = len(self._ledger.ksef_submissions("sent"))
             if not remaining or time.monotonic() >= deadline:
                 self.outcome.processing = remaining
                 return
             self._sleep(self._params.poll_seconds)
 
-    def _finish(self, connection: KsefConnection, invoice: str, sent: SentInvoice,
-                status: KsefInvoiceStatus) -> None:
-        if not status.is_accepted:
-            self._reject(invoice, status)
-            return
+    def _acceptance(self, connection: KsefConnection, invoice: str, sent: SentInvoice,
+                    status: KsefInvoiceStatus) -> KsefAcceptance:
         assert status.ksef_number is not None
         upo: str | None = None
         try:
             upo = connection.upo(sent)
         except (KsefUnavailableError, KsefRefusedError) as error:
             self._job.warn(f"the UPO of invoice {invoice} was not fetched: {error}")
-        duplicate = status.code != 200
-        self._ledger.record_ksef_accepted(
-            invoice, ksef_number=status.ksef_number,
-            accepted_at=status.accepted_at or datetime.now(UTC), code=status.code,
-            reason=status.reason if duplicate else None, upo=upo)
-        self.outcome.accepted += 1
-        self.outcome.duplicates += int(duplicate)
+        duplicate = status.code != STATUS_ACCEPTED
+        return KsefAcceptance(invoice=invoice, ksef_number=status.ksef_number,
+                              accepted_at=status.accepted_at or datetime.now(UTC),
+                              code=status.code, reason=status.reason if duplicate else None,
+                              upo=upo)
 
     def _reject(self, invoice: str, status: KsefInvoiceStatus) -> None:
         self._ledger.record_ksef_rejected(invoice, code=status.code, reason=status.reason)
