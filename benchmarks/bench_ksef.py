@@ -579,8 +579,9 @@ def main() -> None:
     print("\nThe SDK loop: token login, one online session, every invoice sent, the session "
           "closed,\nevery invoice polled until 200 and its UPO fetched. The engine "
           "additionally renders FA(3)\nfrom the company's data, validates it against the "
-          "XSD and records every step in the\ncompany database (prepared, upload, sent, "
-          "accepted with the UPO: 4 transactions an invoice).")
+          "XSD and records every step in the\ncompany database (prepared, uploaded in a "
+          "session, sent: one transaction per 100 invoices;\naccepted with the UPO: one "
+          "per poll round).")
 
     print("\nwhere the time goes (median of the rounds, ms per invoice; calls in the "
           "last round):")
@@ -612,7 +613,7 @@ def main() -> None:
         calls = engine_rounds[kind][-1].calls["database writes"]
         commits = median([each.commit_ms for each in engine_rounds[kind]])
         print(f"database writes, {kind}: {writes / calls * 1000:.2f} ms per write "
-              f"transaction ({calls / invoices:.0f} an invoice); a bare one-row "
+              f"transaction ({calls:,} for {invoices:,} invoices); a bare one-row "
               f"transaction in the same database {commits:.2f} ms (median of 200, after "
               "each round)")
     print(f"SDK loop status polls per round: {peer_rounds[-1].polls:,}")
