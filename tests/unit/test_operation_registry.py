@@ -42,8 +42,8 @@ def registry() -> OperationRegistry:
     return OperationRegistry({"echo": Echo, "bare": Bare, "liar": Bare}, load_entry_points=False)
 
 
-def test_twelve_built_in_kinds_are_known_and_schedulable() -> None:
-    assert len(BUILT_IN_KINDS) == 12
+def test_thirteen_built_in_kinds_are_known_and_schedulable() -> None:
+    assert len(BUILT_IN_KINDS) == 13
     assert set(BUILT_IN_KINDS) <= set(registry().kinds())
     for kind in BUILT_IN_KINDS:
         assert registry().get(kind).kind == kind
@@ -53,6 +53,7 @@ def test_twelve_built_in_kinds_are_known_and_schedulable() -> None:
         registry().get("nope")
     assert registry().default_catch_up("recurring_invoices") == "all"
     assert registry().default_catch_up("sync_hrm") == "latest"
+    assert registry().default_catch_up("ksef_send") == "latest"
 
 
 def test_params_are_validated_by_the_kind_model_and_unknown_keys_refused() -> None:
