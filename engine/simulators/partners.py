@@ -18,15 +18,10 @@ of ``docs/partners`` (``soa simulate partners``), each under its own path prefix
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import math
-import os
 import random
 import secrets
-import socket
-import struct
 import threading
 import time
 import unicodedata
@@ -36,17 +31,21 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from stdnum.pl import nip as nip_number
 
-from engine.domain.errors import ConflictError
+from engine.simulators.http_server import HOST as HOST
+from engine.simulators.http_server import REUSE_ADDRESS as REUSE_ADDRESS
+from engine.simulators.http_server import (
+    LoopbackHttpServer,
+    LoopbackSimulator,
+    SimulatorRequestHandler,
+)
+from engine.simulators.http_server import SimulatorInputError as SimulatorInputError
+from engine.simulators.http_server import SimulatorPortError as SimulatorPortError
 
-HOST = "127.0.0.1"
 DEFAULT_PORT = 8030
 PARTNERS = ("wszystkopl", "esklep", "detal", "mobile", "xl", "hrm", "apfino")
 FEEDS: Mapping[str, tuple[str, ...]] = {
@@ -68,30 +67,8 @@ TOKEN_SECONDS = 3600
 DEVICE_CODE_SECONDS = 600
 WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 COUNTERS = ("accepted", "duplicates", "faults", "refused")
-REUSE_ADDRESS = os.name != "nt"
-"""Restart on a port at once (POSIX); on Windows the option would let two servers share
-a port, so a port in use would not be reported."""
 
 Obj = dict[str, Any]
-
-
-class SimulatorPortError(ConflictError):
-    """Signals that the simulator's port cannot be listened on (in use, not allowed)."""
-
-    def __init__(self, port: int, reason: str) -> None:
-        self.port = port
-        self.reason = reason
-        super().__init__(self.explained("port"))
-
-    def explained(self, option: str) -> str:
-        """The message, asking for another ``option``."""
-        return (f"port {self.port} on {HOST} {self.reason}; choose another {option} "
-                "(0: any free port)")
-
-
-class SimulatorInputError(ValueError):
-    """Signals seed data, a generation request or fault settings the simulator cannot
-    use; the message is one line naming the problem."""
 
 
 @dataclass(frozen=True)
@@ -127,10 +104,6 @@ class Faults:
         if unknown:
             raise SimulatorInputError(f"unknown fault setting(s): {', '.join(unknown)}")
         return cls(**{**asdict(base), **data})
-
-
-class _Truncated(Exception):
-    """A request whose body ended before its Content-Length (the client went away)."""
 
 
 class _Refused(Exception):
@@ -933,7 +906,7 @@ class _Generator:
 # --- the simulator -----------------------------------------------------------------
 
 
-class PartnerSimulator:
+class PartnerSimulator(LoopbackSimulator):
     """The seven partners on ``port`` (0: any free port) of 127.0.0.1, optionally seeded
     from ``seed_file`` (JSON ``{partner: {collection: [objects]}}``), with ``faults``;
     ``seed`` makes faults and generated data repeatable. Use it as a context manager, or
@@ -942,16 +915,16 @@ class PartnerSimulator:
     :raises SimulatorInputError: if the seed file cannot be read or used (one line).
     """
 
+    _label = "partner simulator"
+
     def __init__(self, port: int = 0, *, seed_file: Path | None = None,
                  faults: Faults | None = None, seed: int | None = None) -> None:
-        self._requested = port
+        super().__init__(port)
         self._lock = threading.Lock()
         self._faults = faults or Faults()
         self._fault_rng = random.Random(seed)
         self._faker = _Faker(random.Random(None if seed is None else seed + 1))
         self._partners: dict[str, _Partner] = {}
-        self._http: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
         self.reset()
         if seed_file is not None:
             try:
@@ -962,11 +935,6 @@ class PartnerSimulator:
                 raise SimulatorInputError(f"seed file {seed_file}: {error}") from None
 
     @property
-    def port(self) -> int:
-        """The port listened on (the one asked for before ``start``)."""
-        return self._http.server_address[1] if self._http else self._requested
-
-    @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``; a partner's base URL is ``url + "/" + partner``."""
         return f"http://{HOST}:{self.port}"
@@ -975,35 +943,8 @@ class PartnerSimulator:
         """The base URL a company configures for ``partner``."""
         return f"{self.url}/{partner}"
 
-    def start(self) -> None:
-        """Listen; return once requests are answered.
-
-        :raises SimulatorPortError: if the port is in use or not allowed.
-        """
-        if self._http is not None:
-            raise RuntimeError("the partner simulator is already running")
-        self._http = _HttpServer(self, self._requested)
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,),
-                                        name="partner-simulator", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop listening (connections in progress are dropped)."""
-        http, thread, self._http, self._thread = self._http, self._thread, None, None
-        if http is not None:
-            http.shutdown()
-            http.close_connections()
-            http.server_close()
-        if thread is not None:
-            thread.join()
-
-    def __enter__(self) -> PartnerSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
+    def _server(self, port: int) -> LoopbackHttpServer[PartnerSimulator]:
+        return LoopbackHttpServer(self, port, _Handler)
 
     @property
     def faults(self) -> Faults:
@@ -1268,89 +1209,22 @@ def _read_seed_file(path: Path) -> Any:
 # --- HTTP --------------------------------------------------------------------------
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = REUSE_ADDRESS
-    request_queue_size = 128
-
-    def __init__(self, simulator: PartnerSimulator, port: int) -> None:
-        self.simulator = simulator
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        try:
-            super().__init__((HOST, port), _Handler)
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                raise SimulatorPortError(port, "is in use") from None
-            reason = error.strerror or str(error)
-            raise SimulatorPortError(port, f"cannot be listened on ({reason})") from None
-
-    def close_connections(self) -> None:
-        """End the kept-alive connections, so a stopped simulator answers nothing."""
-        with self.connections_lock:
-            connections, self.connections = self.connections, set()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HttpServer
-    protocol_version = "HTTP/1.1"
+class _Handler(SimulatorRequestHandler):
+    server: LoopbackHttpServer[PartnerSimulator]
     server_version = "soa-partner-simulator"
-
-    def setup(self) -> None:
-        super().setup()
-        # headers and body are two writes: without this, Nagle's algorithm and the
-        # client's delayed ACK hold every answer about 40 ms
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the simulator prints nothing per request."""
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
+    max_body = MAX_BODY
 
     def do_PATCH(self) -> None:
         self._serve("PATCH")
 
-    def _serve(self, method: str) -> None:
-        target = urlsplit(self.path)
-        segments = tuple(unquote(part) for part in target.path.split("/") if part)
-        query = {name: values[-1]
-                 for name, values in parse_qs(target.query, keep_blank_values=True).items()}
-        try:
-            raw = self._body()
-        except _Truncated:
-            self.close_connection = True
-            return
-        except _Refused as refusal:
-            self.close_connection = True
-            self._send(_error(refusal.status, refusal.message))
-            return
+    def _dispatch(self, method: str, path: str, segments: tuple[str, ...],
+                  query: dict[str, str], raw: bytes) -> None:
         simulator = self.server.simulator
         if segments[:1] == ("_sim",):
             self._send(simulator._control(method, segments[1:], query, raw))
             return
         if not segments or segments[0] not in PARTNERS:
-            self._send(_error(404, f"no partner at {target.path[:80]}; the partners are "
+            self._send(_error(404, f"no partner at {path[:80]}; the partners are "
                               f"/{', /'.join(PARTNERS)}"))
             return
         try:
@@ -1361,48 +1235,20 @@ class _Handler(BaseHTTPRequestHandler):
         if plan.latency:
             time.sleep(plan.latency)
         if plan.before == "reset":
-            self._reset()
+            self._drop()
         elif isinstance(plan.before, _Reply):
             self._send(plan.before)
         else:
             reply = simulator._call(segments[0], method, segments[1:], query, self.headers,
                                     raw)
             if plan.after == "reset":
-                self._reset()
+                self._drop()
             else:
                 self._send(LOST if plan.after == "500" else reply)
 
-    def _body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding"):
-            raise _Refused(411, "send the body with a Content-Length")
-        length = self.headers.get("Content-Length")
-        if length is None:
-            return b""
-        if not length.strip().isdigit():
-            raise _Refused(400, "Content-Length is not a number")
-        if int(length) > MAX_BODY:
-            raise _Refused(413, f"the body is over {MAX_BODY} bytes")
-        raw = self.rfile.read(int(length))
-        if len(raw) < int(length):
-            raise _Truncated  # the client went away mid-body: nothing is done or kept
-        return raw
+    def _refuse_body(self, status: int, detail: str) -> None:
+        self._send(_error(status, detail))
 
     def _send(self, reply: _Reply) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-    def _reset(self) -> None:
-        """Close the connection without an answer (a reset: RST, not FIN, where the
-        platform allows it)."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-            self.connection.close()
+        self._respond(reply.status, "application/json; charset=utf-8", reply.body,
+                      reply.headers)

@@ -3,34 +3,27 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import math
 import random
-import socket
-import struct
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from stdnum.pl import nip as nip_number
 
+from engine.simulators.http_server import (
+    HOST,
+    LoopbackHttpServer,
+    LoopbackSimulator,
+    SimulatorInputError,
+    SimulatorRequestHandler,
+)
 from engine.simulators.ksef.api import KsefApi
 from engine.simulators.ksef.keys import KeyRing
 from engine.simulators.ksef.wire import Answer, Request, json_answer
-from engine.simulators.partners import (
-    HOST,
-    REUSE_ADDRESS,
-    SimulatorInputError,
-    SimulatorPortError,
-)
 
 DEFAULT_PORT = 8040
 MAX_BODY = 16 * 1024 * 1024
@@ -122,19 +115,21 @@ class _Plan:
     after: str | None = None
 
 
-class KsefSimulator:
+class KsefSimulator(LoopbackSimulator):
     """KSeF 2.0 on ``port`` (0: any free port) of 127.0.0.1, in memory; ``seed`` makes
     faults and numbers repeatable; an uploaded invoice is in status 150 for
     ``processing_seconds``; ``rate_limit`` admits that many requests per second (0: no
     limit). Use it as a context manager, or ``start`` and ``stop``. Thread-safe.
     """
 
+    _label = "KSeF simulator"
+
     def __init__(self, port: int = 0, *, faults: KsefFaults | None = None,
                  seed: int | None = None, processing_seconds: float = 0.0,
                  rate_limit: int = 0) -> None:
         if processing_seconds < 0 or rate_limit < 0:
             raise SimulatorInputError("processing_seconds and rate_limit must be >= 0")
-        self._requested = port
+        super().__init__(port)
         self._lock = threading.Lock()
         self._faults = faults or KsefFaults()
         self._rate_limit = rate_limit
@@ -144,48 +139,14 @@ class KsefSimulator:
         self._keys = KeyRing(datetime.now(UTC))
         self._api = KsefApi(self._keys, lambda: self.url, seed=seed,
                             processing_seconds=processing_seconds)
-        self._http: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        """The port listened on (the one asked for before ``start``)."""
-        return self._http.server_address[1] if self._http else self._requested
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``: the SDK's ``base_url`` (it adds ``/v2``)."""
         return f"http://{HOST}:{self.port}"
 
-    def start(self) -> None:
-        """Listen; return once requests are answered.
-
-        :raises SimulatorPortError: if the port is in use or not allowed.
-        """
-        if self._http is not None:
-            raise RuntimeError("the KSeF simulator is already running")
-        self._http = _HttpServer(self, self._requested)
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.05,),
-                                        name="ksef-simulator", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop listening (connections in progress are dropped)."""
-        http, thread, self._http, self._thread = self._http, self._thread, None, None
-        if http is not None:
-            http.shutdown()
-            http.close_connections()
-            http.server_close()
-        if thread is not None:
-            thread.join()
-
-    def __enter__(self) -> KsefSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
+    def _server(self, port: int) -> LoopbackHttpServer[KsefSimulator]:
+        return LoopbackHttpServer(self, port, _Handler)
 
     def issue_token(self, nip: str) -> str:
         """A KSeF token the simulator accepts for context ``nip``.
@@ -341,81 +302,13 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 # --- HTTP --------------------------------------------------------------------------
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = REUSE_ADDRESS
-    request_queue_size = 128
-
-    def __init__(self, simulator: KsefSimulator, port: int) -> None:
-        self.simulator = simulator
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        try:
-            super().__init__((HOST, port), _Handler)
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                raise SimulatorPortError(port, "is in use") from None
-            reason = error.strerror or str(error)
-            raise SimulatorPortError(port, f"cannot be listened on ({reason})") from None
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that went away (killed, timed out) is not an error of the simulator;
-        anything else is printed as usual."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-    def close_connections(self) -> None:
-        """End the kept-alive connections, so a stopped simulator answers nothing."""
-        with self.connections_lock:
-            connections, self.connections = self.connections, set()
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HttpServer
-    protocol_version = "HTTP/1.1"
+class _Handler(SimulatorRequestHandler):
+    server: LoopbackHttpServer[KsefSimulator]
     server_version = "soa-ksef-simulator"
+    max_body = MAX_BODY
 
-    def setup(self) -> None:
-        super().setup()
-        # headers and body are two writes: without this, Nagle's algorithm and the
-        # client's delayed ACK hold every answer about 40 ms
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the simulator prints nothing per request."""
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        target = urlsplit(self.path)
-        segments = tuple(unquote(part) for part in target.path.split("/") if part)
-        query = {name: values[-1]
-                 for name, values in parse_qs(target.query, keep_blank_values=True).items()}
-        raw = self._body()
-        if raw is None:
-            return
+    def _dispatch(self, method: str, path: str, segments: tuple[str, ...],
+                  query: dict[str, str], raw: bytes) -> None:
         simulator = self.server.simulator
         if segments[:1] == ("_sim",):
             self._send(simulator._control(method, segments[1:], raw))
@@ -437,43 +330,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(_failed_after() if plan.after == "500" else answer)
 
-    def _body(self) -> bytes | None:
-        """The request's body; None once an answer was sent or the client went away."""
-        length = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            self._send(_problem(411, "Length Required", "send the body with a Content-Length"))
-            return None
-        if length is None:
-            return b""
-        if not length.strip().isdigit() or int(length) > MAX_BODY:
-            self.close_connection = True
+    def _refuse_body(self, status: int, detail: str) -> None:
+        if status == 411:
+            self._send(_problem(411, "Length Required", detail))
+        else:  # not a number, or too large: one answer for both
             self._send(_problem(413, "Content Too Large",
                                 f"Content-Length must be a number up to {MAX_BODY}"))
-            return None
-        raw = self.rfile.read(int(length))
-        if len(raw) < int(length):
-            self.close_connection = True  # the client went away mid-body: nothing is done
-            return None
-        return raw
 
     def _send(self, answer: Answer) -> None:
-        self.send_response(answer.status)
-        if answer.body or answer.status != 204:
-            self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        for name, value in answer.headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(answer.body)
-
-    def _drop(self) -> None:
-        """Close the connection without an answer (a reset: RST, not FIN, where the
-        platform allows it)."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
-            self.connection.close()
+        self._respond(answer.status, answer.content_type if answer.body or answer.status != 204
+                      else None, answer.body, answer.headers)
