@@ -2,7 +2,8 @@
 in the middle of its full synchronisation and of its imports, against the partner
 simulator with latency: after the last start every item reached the partner exactly
 once by the simulator's own count, and every import came in once (orders numbered
-without gaps).
+without gaps). One version of an item is sent once: an HRM employee whose planned leave
+came in before a kill is a new version, sent once more by the next attempt.
 
 Apfino is not here: what it sends are issued invoices, which only the recurring
 invoicing makes; its exactly-once rests on the same core, and its fault test
@@ -158,7 +159,10 @@ def test_sigkill_mid_synchronisation_sends_and_imports_everything_once(
             os.kill(pid, signal.SIGKILL)
             kills += 1
             wait_until(lambda pid=pid: not process_exists(pid), timeout=LOADED_MACHINE_SECONDS)
-        assert kills >= 3, "the synchronisation finished before it could be killed enough"
+        early = soa.json("AUDIT", "runs", "show", run_id)
+        assert kills >= 3, ("the synchronisation finished before it could be killed enough: "
+                            f"{early['status']} after {early['attempts']} attempts, "
+                            f"error {early['error']!r}")
         if not finished(soa, run_id):
             soa.start("BIURO")
             wait_until(lambda: finished(soa, run_id), timeout=300, interval=0.5)
@@ -171,7 +175,16 @@ def test_sigkill_mid_synchronisation_sends_and_imports_everything_once(
         if case.out is not None:
             # Check: every item received exactly once (repeats recognised by their keys)
             counts = held[case.partner]["received_counts"][case.out]
-            assert len(counts) == case.out_count and set(counts.values()) == {1}, counts
+            assert len(counts) == case.out_count, len(counts)
+            again = {key: count for key, count in counts.items() if count != 1}
+            if case.partner == "hrm":
+                # an employee whose planned leave came in before a kill has changed: the
+                # next attempt's export sends that new version (with the leave) once
+                with_leave = {employee["code"] for employee in held["hrm"]["employees"]
+                              if employee["absences"]}
+                assert set(again.values()) <= {2} and set(again) <= with_leave, again
+            else:
+                assert not again, again
         # Check: every import in once
         ids = imported(soa, case)
         assert len(ids) == case.imports and len(set(ids)) == case.imports, ids
