@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -60,31 +61,45 @@ def mail(smtp_port: int, sms_port: int, store_path: Path | None, list_messages: 
     # aiosmtpd warns of its own deprecated attribute at every login
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     catcher = MailCatcher(smtp_port, sms_port, store)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+
+    def start() -> None:
         try:
             catcher.start()
         except CatcherPortError as error:
             option = "--smtp-port" if error.channel == "smtp" else "--sms-port"
             raise click.UsageError(error.explained(option)) from None
+
+    return _serve_in_foreground(
+        start, catcher.stop,
+        lambda: (f"mail catcher: SMTP on 127.0.0.1:{catcher.smtp_port}, SMS on "
+                 f"{catcher.sms_url}, messages at {catcher.messages_url}"),
+        f"mail catcher stopped; the messages are in {store}")
+
+
+def _serve_in_foreground(start: Callable[[], None], stop: Callable[[], None],
+                         ready: Callable[[], str], stopped: str) -> int:
+    """``start``, print ``ready()``, serve until Ctrl-C or SIGTERM, ``stop`` and print
+    ``stopped`` to stderr. ``start`` raises a usage error for a port it cannot use."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        start()
         try:
-            click.echo(f"mail catcher: SMTP on 127.0.0.1:{catcher.smtp_port}, SMS on "
-                       f"{catcher.sms_url}, messages at {catcher.messages_url}")
+            click.echo(ready())
             sys.stdout.flush()
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
         finally:
-            catcher.stop()
+            stop()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    click.echo(f"mail catcher stopped; the messages are in {store}", err=True)
+    click.echo(stopped, err=True)
     return EXIT_OK
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM stops the catcher as Ctrl-C does."""
+    """SIGTERM stops serving as Ctrl-C does."""
     raise KeyboardInterrupt
 
 
@@ -97,30 +112,20 @@ class _Simulator(Protocol):
     def stop(self) -> None: ...
 
 
-def _serve_in_foreground(simulator: _Simulator, name: str, where: str) -> int:
-    """Start ``simulator``, print ``name: where`` (``{url}`` in it: the URL it listens
-    on) and serve until Ctrl-C or SIGTERM; a port it cannot listen on is a usage error."""
-    from engine.simulators.partners import SimulatorPortError
+def _serve_simulator(simulator: _Simulator, name: str, where: str) -> int:
+    """Serve ``simulator`` in the foreground; its ready line is ``name: where``
+    (``{url}`` in it: the URL it listens on)."""
+    from engine.simulators.http_server import SimulatorPortError
 
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    def start() -> None:
         try:
             simulator.start()
         except SimulatorPortError as error:
             raise click.UsageError(error.explained("--port")) from None
-        try:
-            click.echo(f"{name}: {where.format(url=simulator.url)}")
-            sys.stdout.flush()
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            simulator.stop()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    click.echo(f"{name} stopped; its state is gone", err=True)
-    return EXIT_OK
+
+    return _serve_in_foreground(start, simulator.stop,
+                                lambda: f"{name}: {where.format(url=simulator.url)}",
+                                f"{name} stopped; its state is gone")
 
 
 @simulate.command("partners")
@@ -154,7 +159,7 @@ def partners(port: int, seed_file: Path | None, error_rate: float, latency_ms: i
         simulator = PartnerSimulator(port, seed_file=seed_file, faults=faults)
     except SimulatorInputError as error:
         raise click.UsageError(f"--seed: {error}") from None
-    return _serve_in_foreground(
+    return _serve_simulator(
         simulator, "partner simulator",
         "{url}/<partner>, state at {url}/_sim/state")
 
@@ -189,6 +194,6 @@ def ksef(port: int, error_rate: float, latency_ms: int, throttle_rate: float,
                         throttle_rate=throttle_rate, lost_rate=lost_rate)
     simulator = KsefSimulator(port, faults=faults, processing_seconds=processing_seconds,
                               rate_limit=rate_limit)
-    return _serve_in_foreground(
+    return _serve_simulator(
         simulator, "KSeF simulator",
         "{url} (the SDK adds /v2), state at {url}/_sim/state")
