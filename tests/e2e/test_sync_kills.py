@@ -155,12 +155,12 @@ def test_sigkill_mid_synchronisation_sends_and_imports_everything_once(
             if finished(soa, run_id):
                 soa.ok("BIURO", "stop")
                 break
-            time.sleep(rng.uniform(0, 0.3))
+            time.sleep(rng.uniform(0, 0.1))
             os.kill(pid, signal.SIGKILL)
             kills += 1
             wait_until(lambda pid=pid: not process_exists(pid), timeout=LOADED_MACHINE_SECONDS)
         early = soa.json("AUDIT", "runs", "show", run_id)
-        assert kills >= 3, ("the synchronisation finished before it could be killed enough: "
+        assert kills >= 2, ("the synchronisation finished before it could be killed enough: "
                             f"{early['status']} after {early['attempts']} attempts, "
                             f"error {early['error']!r}")
         if not finished(soa, run_id):
